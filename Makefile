@@ -36,6 +36,14 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Locust, headless, against a fresh service unless URL=... is given (see README).
+load: setup
+	$(BIN)/python -m load.run $(LOAD_ARGS)
+
+# The benchmark harness: writes reports/bench.md and reports/bench.json.
+bench: setup
+	$(BIN)/python -m load.bench $(BENCH_ARGS)
+
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
