@@ -1,86 +1,138 @@
-"""Train the chapter-2 MNIST network and export it as the next SavedModel version."""
+"""Train the chapter-2 MNIST network and export it as the next SavedModel version.
+
+Prints the test-set evaluation table, then one line naming the exported version.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from pathlib import Path
 
 from mnist_core.errors import DataFileError
 
+from .job import DEFAULT_EPOCHS, IMPLEMENTATIONS, JobConfig
+
+DEFAULTS = JobConfig()
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-train", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mnist-train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--impl",
+        dest="implementation",
+        choices=IMPLEMENTATIONS,
+        default=DEFAULTS.implementation,
+        help="keras: Sequential([Dense, Dense]) with model.fit; naive: the same network "
+        "from scratch (NaiveDense, GradientTape, plain SGD) (default: %(default)s)",
+    )
     parser.add_argument(
         "--data-dir",
-        help="directory holding the four MNIST IDX files (default: $MNIST_DATA_DIR, "
-        "else keras.datasets.mnist.load_data())",
+        help="directory holding the four MNIST IDX files, gzipped or raw (default: "
+        "$MNIST_DATA_DIR, else keras.datasets.mnist.load_data(), which downloads)",
     )
     parser.add_argument(
         "--model-dir",
-        default="models/mnist",
-        help="where versions are exported (default: %(default)s)",
+        default=DEFAULTS.model_dir,
+        help="model root; the export becomes <model-dir>/<highest version + 1>/ "
+        "(default: %(default)s)",
     )
     parser.add_argument(
-        "--epochs", type=int, default=5, help="passes over the training set (default: %(default)s)"
+        "--epochs",
+        type=_positive_int,
+        help="passes over the training set (default: "
+        + ", ".join(f"{impl} {n}" for impl, n in DEFAULT_EPOCHS.items())
+        + ")",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=128, help="images per step (default: %(default)s)"
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULTS.batch_size,
+        help="images per gradient step (default: %(default)s)",
     )
     parser.add_argument(
         "--hidden-units",
+        type=_positive_int,
+        default=DEFAULTS.hidden_units,
+        help="width of the hidden relu layer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=("rmsprop", "adam", "sgd"),
+        default=DEFAULTS.optimizer,
+        help="Keras optimizer; keras only, naive always uses plain SGD (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=DEFAULTS.learning_rate,
+        help="step size of the optimizer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
         type=int,
-        default=512,
-        help="width of the hidden Dense layer (default: %(default)s)",
+        default=DEFAULTS.seed,
+        help="seeds Python, NumPy and TensorFlow: initial weights and shuffling "
+        "(default: %(default)s)",
     )
     parser.add_argument(
-        "--optimizer", default="rmsprop", help="Keras optimizer name (default: %(default)s)"
+        "--train-limit",
+        type=_positive_int,
+        help="train on only the first N training images, for quick runs; the test set "
+        "is always complete (default: all 60,000)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed for weights and shuffling (default: %(default)s)"
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.deterministic,
+        help="make TensorFlow ops deterministic, so the same seed gives the same model "
+        "(default: on)",
+    )
+    parser.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.report,
+        help="write learning_curves.png, confusion_matrix.png and misclassified.png "
+        "into the version directory (default: on)",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=DEFAULTS.verbose,
+        help="training progress: 0 silent, 1 progress bar, 2 one line per epoch "
+        "(default: %(default)s)",
     )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mnist_core.dataset import file_digests
-    from mnist_core.preprocess import to_model_input
-
-    from . import export, keras_model
-    from .data import load_data, resolve_data_dir
+    from .job import describe, job_config_from, run
 
     try:
-        (x_train, y_train), (x_test, y_test) = load_data(args.data_dir)
+        target, metadata = run(job_config_from(args))
     except DataFileError as exc:
         print(f"mnist-train: {exc}", file=sys.stderr)
         return 2
-    config = keras_model.KerasConfig(
-        hidden_units=args.hidden_units,
-        optimizer=args.optimizer,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
-    started = time.perf_counter()
-    model, history = keras_model.train(config, to_model_input(x_train), y_train)
-    wall = time.perf_counter() - started
-    loss, accuracy = model.evaluate(to_model_input(x_test), y_test, verbose=0)
-    data_dir = resolve_data_dir(args.data_dir)
-    metadata = {
-        "implementation": "keras",
-        "hyperparameters": {k: v for k, v in vars(config).items() if k != "seed"},
-        "seed": config.seed,
-        "data_sha256": file_digests(data_dir) if data_dir else "keras.datasets.mnist",
-        "test_loss": float(loss),
-        "test_accuracy": float(accuracy),
-        "train_seconds": round(wall, 2),
-        "history": {k: [float(v) for v in vs] for k, vs in history.items()},
-    }
-    target = export.export(keras_model.forward(model), model, Path(args.model_dir), metadata)
-    print(json.dumps({"exported": str(target), "test_accuracy": float(accuracy)}))
+    print(describe(target, metadata), flush=True)
     return 0
 
 

@@ -11,6 +11,7 @@ to 784 happen inside the graph.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -28,6 +29,10 @@ from mnist_core.modeldir import (
     SIGNATURE_NAME,
     existing_versions,
 )
+
+# mkdtemp creates 0700 directories; a service running as another user must read versions.
+DIR_MODE = 0o755
+FILE_MODE = 0o644
 
 
 class ServingModule(tf.Module):
@@ -52,6 +57,16 @@ class ServingModule(tf.Module):
         }
 
 
+def make_world_readable(directory: Path) -> None:
+    """Set ``DIR_MODE`` on ``directory`` and every folder below it, ``FILE_MODE`` on files."""
+    os.chmod(directory, DIR_MODE)
+    for parent, dirs, files in os.walk(directory):
+        for name in dirs:
+            os.chmod(os.path.join(parent, name), DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(parent, name), FILE_MODE)
+
+
 def export(
     forward: Callable[[tf.Tensor], tf.Tensor],
     trackable: object,
@@ -62,8 +77,10 @@ def export(
 ) -> Path:
     """Export ``forward`` as the next version under ``model_root``; returns its directory.
 
-    ``before_publish`` is called with the finished temporary directory just before the
-    rename (tests use it to simulate an interruption).
+    ``before_publish`` is called with the temporary directory after the model and
+    ``metadata.json`` are written and before the rename: the training job writes its
+    report there so it is published with the version. If it raises, nothing is published.
+    ``metadata`` gains ``version``, ``created`` (UTC, ISO 8601) and ``signature``.
     """
     root = Path(model_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -73,10 +90,12 @@ def export(
         tf.saved_model.save(module, str(tmp), signatures={SIGNATURE_NAME: module.serve})
         versions = existing_versions(root)
         version = (versions[-1] if versions else 0) + 1
-        meta = {"version": version, "signature": SIGNATURE, **metadata}
+        created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        meta = {**metadata, "version": version, "created": created, "signature": SIGNATURE}
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         if before_publish is not None:
             before_publish(tmp)
+        make_world_readable(tmp)
         target = root / str(version)
         # rename() is atomic on one file system and fails if a concurrent export took the
         # number; in that case try the next one.
