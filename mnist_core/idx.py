@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +30,16 @@ def _read_bytes(path: Path) -> bytes:
     if raw[:2] == GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataFileError(path, f"corrupt gzip data ({exc})") from None
     return raw
 
 
 def parse_idx(data: bytes, *, name: object = "<bytes>", ndim: int | None = None) -> np.ndarray:
-    """Decode IDX bytes (not compressed) to a uint8 array, checking header and size."""
+    """Decode IDX bytes (not compressed) to a uint8 array, checking header and size.
+
+    The array is a writable copy, as ``keras.datasets.mnist.load_data()`` returns.
+    """
     if len(data) < 4:
         raise DataFileError(name, f"too short for an IDX header ({len(data)} bytes)")
     zero, dtype_code, dims = struct.unpack(">HBB", data[:4])
@@ -55,7 +59,7 @@ def parse_idx(data: bytes, *, name: object = "<bytes>", ndim: int | None = None)
         raise DataFileError(
             name, f"{problem} data: shape {tuple(shape)} needs {expected} bytes, found {actual}"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape).copy()
 
 
 def read_idx(path: str | Path, *, ndim: int | None = None) -> np.ndarray:

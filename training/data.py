@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.dataset import DATA_DIR_ENV, Split, load_dir
+from mnist_core.errors import DataFileError
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
@@ -25,5 +26,11 @@ def load_data(data_dir: str | Path | None = None) -> tuple[Split, Split]:
         return load_dir(resolved)
     import keras
 
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as exc:  # urllib, zipfile and numpy errors alike: report one line
+        raise DataFileError(
+            "keras.datasets.mnist.load_data()",
+            f"download failed ({type(exc).__name__}: {exc}); set {DATA_DIR_ENV} or --data-dir",
+        ) from exc
     return (np.asarray(x_train), np.asarray(y_train)), (np.asarray(x_test), np.asarray(y_test))
