@@ -1,0 +1,229 @@
+"""Start a server as a subprocess on a free 127.0.0.1 port, wait for ``/readyz``, stop it.
+
+Used by ``make load``, ``make bench`` and the tests, so the service is started one way.
+The process runs in its own session (process group): stopping it signals that group and
+nothing else. Memory is read from ``/proc``, summed over the server's process tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+READY_PATH = "/readyz"
+
+
+class LaunchError(RuntimeError):
+    """The server exited or did not become ready in time; the message ends with its log."""
+
+
+@dataclass
+class Server:
+    """A running server process and what was measured while it started."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    started_at: float = field(default_factory=time.perf_counter)
+    ready_seconds: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve_command() -> list[str]:
+    """``mnist-serve`` from the running interpreter's environment."""
+    script = Path(sys.executable).with_name("mnist-serve")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
+
+
+def _get_status(url: str, timeout: float) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def start(
+    command: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = 120.0,
+    log_path: Path | None = None,
+) -> Server:
+    """Run ``command`` with ``env`` added to ours; return once ``/readyz`` answers 200."""
+    if log_path is None:
+        handle, name = tempfile.mkstemp(prefix="mnist-server-", suffix=".log")
+        os.close(handle)
+        log_path = Path(name)
+    full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", **(env or {})}
+    with log_path.open("wb") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            list(command),
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log_path, started_at=started)
+    try:
+        wait_ready(server, ready_timeout)
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+def wait_ready(server: Server, timeout: float) -> None:
+    deadline = server.started_at + timeout
+    while time.perf_counter() < deadline:
+        if server.process.poll() is not None:
+            raise LaunchError(
+                f"server exited with code {server.process.returncode} before it was ready:\n"
+                + server.log_tail()
+            )
+        if _get_status(server.url + READY_PATH, timeout=1.0) == 200:
+            server.ready_seconds = time.perf_counter() - server.started_at
+            return
+        time.sleep(0.02)
+    raise LaunchError(f"server not ready after {timeout:.0f} s:\n" + server.log_tail())
+
+
+def stop(server: Server, timeout: float = 20.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL whatever is left of it."""
+    if server.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.process.wait(timeout)
+    # Workers may outlive a supervisor that died first; they share its process group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.process.wait(5.0)
+
+
+def service_env(
+    model_dir: str | Path, port: int, workers: int | None = None, **extra: str
+) -> dict[str, str]:
+    """The ``MNIST_*`` settings of ``mnist-serve`` for a local run."""
+    env = {
+        "MNIST_MODEL_DIR": str(model_dir),
+        "MNIST_HOST": "127.0.0.1",
+        "MNIST_PORT": str(port),
+        **extra,
+    }
+    if workers is not None:
+        env["MNIST_WORKERS"] = str(workers)
+    return env
+
+
+@contextlib.contextmanager
+def running_service(
+    model_dir: str | Path,
+    *,
+    workers: int | None = None,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = 120.0,
+    log_path: Path | None = None,
+) -> Iterator[Server]:
+    """``mnist-serve`` on a free port for the duration of the ``with`` block."""
+    port = free_port()
+    server = start(
+        serve_command(),
+        port=port,
+        env={**service_env(model_dir, port, workers), **(env or {})},
+        ready_timeout=ready_timeout,
+        log_path=log_path,
+    )
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: fields start after the last ")".
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants that are alive now."""
+    children = _children()
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of one process (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss(pid: int) -> dict[int, int]:
+    """Resident bytes of every process in ``pid``'s tree."""
+    return {p: rss_bytes(p) for p in process_tree(pid)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat(5); index 0 here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,178 @@
+"""A closed-loop asyncio load generator for the benchmark: N clients, keep-alive, no think time.
+
+It runs as its own process (``python -m load.loadgen ...``) so its CPU time is its own:
+the result says how much of one core it used, which shows whether it could have been the
+bottleneck. Bodies are encoded before the clock starts. Each response is checked for
+status 200 and the number of predictions; the full contract checks belong to the Locust
+suite, and would cost the generator more CPU than the server at batch sizes of 1,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import aiohttp
+import numpy as np
+import orjson
+
+from load.payloads import Payload, batch_payloads, load_test_images
+
+BODIES = {"single": 200, "json": 4, "npy": 4}
+
+
+@dataclass
+class LoadResult:
+    """One measured window of closed-loop load."""
+
+    kind: str
+    concurrency: int
+    images_per_request: int
+    seconds: float
+    requests: int
+    errors: int
+    rps: float
+    images_per_s: float
+    p50_ms: float
+    p99_ms: float
+    generator_cpu: float
+    """CPU seconds of the generator per wall second (1.0 is one core)."""
+    first_error: str | None
+
+
+def build_payloads(kind: str, images: int) -> list[Payload]:
+    test = load_test_images()
+    if kind == "single":
+        return batch_payloads(test, [1] * BODIES["single"], "json")
+    return batch_payloads(test, [images] * BODIES[kind], kind)
+
+
+@dataclass
+class _Tally:
+    latencies: list[float]
+    errors: int = 0
+    first_error: str | None = None
+
+
+async def _client(
+    session: aiohttp.ClientSession,
+    url: str,
+    payloads: Iterator[Payload],
+    start: float,
+    stop: float,
+    tally: _Tally,
+) -> None:
+    while (sent := time.perf_counter()) < stop:
+        payload = next(payloads)
+        problem = None
+        try:
+            async with session.post(url, data=payload.body, headers=payload.headers) as response:
+                body = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, body, problem = 0, b"", f"{type(exc).__name__}: {exc}"
+        done = time.perf_counter()
+        if problem is None and status != 200:
+            problem = f"HTTP {status}: {body[:120]!r}"
+        if problem is None:
+            count = len(orjson.loads(body).get("predictions", ()))
+            if count != len(payload.labels):
+                problem = f"{count} predictions for {len(payload.labels)} images"
+        if sent < start:
+            continue  # warm-up: connections open, batching settles
+        if problem is None:
+            tally.latencies.append(done - sent)
+        else:
+            tally.errors += 1
+            tally.first_error = tally.first_error or problem
+
+
+async def measure(
+    url: str, kind: str, concurrency: int, seconds: float, warmup: float, images: int
+) -> LoadResult:
+    payloads = build_payloads(kind, images)
+    path = "/predict_npy" if kind == "npy" else "/predict"
+    pools = [itertools.cycle(payloads[i::concurrency] or payloads) for i in range(concurrency)]
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
+    tally = _Tally([])
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter() + warmup
+        stop = start + seconds
+        cpu_before = 0.0
+
+        async def mark_cpu() -> None:
+            nonlocal cpu_before
+            await asyncio.sleep(max(start - time.perf_counter(), 0.0))
+            cpu_before = _cpu_now()
+
+        marker = asyncio.create_task(mark_cpu())
+        await asyncio.gather(
+            *(
+                _client(session, url + path, pools[i], start, stop, tally)
+                for i in range(concurrency)
+            )
+        )
+        await marker
+        cpu = _cpu_now() - cpu_before
+        # Requests in flight at ``stop`` finish after it: count the time they took.
+        wall = max(time.perf_counter(), stop) - start
+    latencies = np.array(tally.latencies) * 1000.0
+    requests = len(latencies)
+    per_request = len(payloads[0].labels)
+    return LoadResult(
+        kind=kind,
+        concurrency=concurrency,
+        images_per_request=per_request,
+        seconds=round(wall, 3),
+        requests=requests,
+        errors=tally.errors,
+        rps=requests / wall,
+        images_per_s=requests * per_request / wall,
+        p50_ms=float(np.percentile(latencies, 50)) if requests else float("nan"),
+        p99_ms=float(np.percentile(latencies, 99)) if requests else float("nan"),
+        generator_cpu=cpu / wall,
+        first_error=tally.first_error,
+    )
+
+
+def _cpu_now() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m load.loadgen", description=__doc__)
+    parser.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:3000")
+    parser.add_argument("--kind", choices=sorted(BODIES), default="single")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured lead-in")
+    parser.add_argument("--images", type=int, default=1000, help="images per batch request")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    result = runner(
+        measure(args.url, args.kind, args.concurrency, args.seconds, args.warmup, args.images)
+    )
+    print(json.dumps(asdict(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The physical reference: the SavedModel's serving signature called in process.
+
+Runs as its own process (``python -m load.model_speed``) so TensorFlow's threads and
+memory never share a process with the load generator or the server. Prints images/s per
+batch size as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from load.payloads import load_test_images
+from mnist_core.modeldir import INPUT_NAME, SIGNATURE_NAME, latest_version_dir
+
+
+def images_per_second(signature: object, batch: np.ndarray, seconds: float) -> float:
+    import tensorflow as tf
+
+    tensor = tf.constant(batch)
+    call = signature  # a ConcreteFunction
+    for _ in range(3):
+        call(**{INPUT_NAME: tensor})  # type: ignore[operator]
+    calls = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    while (now := time.perf_counter()) < deadline or calls < 3:
+        result = call(**{INPUT_NAME: tensor})  # type: ignore[operator]
+        calls += 1
+    result["label"].numpy()
+    return calls * len(batch) / (now - started)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m load.model_speed", description=__doc__)
+    parser.add_argument("--model-dir", default=os.environ.get("MNIST_MODEL_DIR", "models/mnist"))
+    parser.add_argument("--batches", default="1,32,1024", help="comma-separated batch sizes")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per batch size")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    version_dir = latest_version_dir(args.model_dir)
+    if version_dir is None:
+        print(f"no model version under {args.model_dir}", file=sys.stderr)
+        return 2
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE_NAME]
+    test = load_test_images()
+    rates = {}
+    for size in (int(b) for b in args.batches.split(",")):
+        batch = np.ascontiguousarray(test.window(0, size).images)
+        rates[str(size)] = images_per_second(signature, batch, args.seconds)
+    print(json.dumps({"version_dir": str(version_dir), "images_per_s": rates}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
