@@ -7,7 +7,8 @@
 
 Every response is checked (status, shape, probabilities, the version header); protocol
 failures are Locust failures with the reason. Wrong labels are counted, not failed: the
-accuracy seen under load is printed at the end and written to ``--accuracy-file``.
+accuracy seen under load is printed at the end and written to ``--accuracy-file`` (in a
+distributed run the workers send their counts to the master).
 
 Weights and sizes are Locust options, each also settable by environment variable::
 
@@ -24,8 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
+from locust.runners import MasterRunner
+from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from load.checks import ProtocolError, check_predictions
 from load.payloads import Payload, TestImages, batch_payloads, batch_sizes, load_test_images
@@ -119,10 +123,17 @@ class Accuracy:
     def __init__(self) -> None:
         self.correct = 0
         self.total = 0
+        self._reported = (0, 0)
 
     def add(self, correct: int, total: int) -> None:
         self.correct += correct
         self.total += total
+
+    def unreported(self) -> tuple[int, int]:
+        """Counts added since the last call, for a worker's report to its master."""
+        correct, total = self.correct - self._reported[0], self.total - self._reported[1]
+        self._reported = (self.correct, self.total)
+        return correct, total
 
     def summary(self) -> dict[str, float | int | None]:
         rate = self.correct / self.total if self.total else None
@@ -154,7 +165,29 @@ def _on_init(environment: Environment, **_: Any) -> None:
     think = max(options.think_time, 0.0)
     for user_class in weights:
         user_class.wait_time = between(0, think)
-    POOLS = Pools(load_test_images(), options)
+    if not isinstance(environment.runner, MasterRunner):
+        POOLS = Pools(load_test_images(), options)
+
+
+# In a distributed run each worker counts its own labels and ships them to the master.
+@events.report_to_master.add_listener
+def _report_accuracy(data: dict[str, Any], **_: Any) -> None:
+    data["mnist_labels"] = ACCURACY.unreported()
+
+
+@events.worker_report.add_listener
+def _collect_accuracy(data: dict[str, Any], **_: Any) -> None:
+    correct, total = data.get("mnist_labels", (0, 0))
+    ACCURACY.add(correct, total)
+
+
+@events.test_stop.add_listener
+def _let_csv_catch_up(environment: Environment, **_: Any) -> None:
+    # Locust's CSV writer runs every CSV_STATS_INTERVAL_SEC and is not flushed at exit, so
+    # without this pause the CSV files miss the last second of requests.
+    options = environment.parsed_options
+    if options is not None and getattr(options, "csv_prefix", None):
+        gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.25)
 
 
 @events.quitting.add_listener
