@@ -1,0 +1,7 @@
+"""``python -m batch``: the same as ``mnist-batch``."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Score a file of digits through the MNIST service (or in process) into CSV or JSON Lines."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mnist_core.errors import DataFileError, MnistError
+from mnist_core.sources import ImageSource, open_source, read_labels
+
+from .client import BatchError, RetryPolicy, ServiceClient
+from .journal import Journal, ResumeError
+from .output import FORMATS, Format, header
+from .report import summary
+from .runner import Job, JobStats
+from .scores import Scorer
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-batch",
+        description=__doc__,
+        epilog="Interrupted jobs resume: run the same command again. Exit status: 0 done, "
+        "1 scoring failed, 2 bad input or options, 130 interrupted.",
+    )
+    parser.add_argument(
+        "input", type=Path, help="IDX images (.gz or raw), .npy, .npz, .csv or a directory"
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output file")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--url", default="http://127.0.0.1:3000", help="the service (default: %(default)s)"
+    )
+    where.add_argument(
+        "--local", type=Path, metavar="MODEL_DIR", help="score in process with this SavedModel"
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=1000, help="images per request (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="requests in flight (default: %(default)s)"
+    )
+    parser.add_argument("--labels", type=Path, help="true labels (IDX or .npy) for accuracy")
+    parser.add_argument(
+        "--format", choices=FORMATS, help="csv or jsonl (default: from the output name, else csv)"
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("auto", "npy", "json"),
+        default="auto",
+        help="request body: binary .npy, JSON, or .npy falling back to JSON (default)",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=10, help="retries per chunk (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per request (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--restart", action="store_true", help="discard an unfinished output and start over"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _image_decoder() -> Callable[[bytes, str], np.ndarray]:
+    from mnist_core.images import decode_image
+
+    def decode(data: bytes, name: str) -> np.ndarray:
+        image: np.ndarray = decode_image(data, name=name)
+        return image
+
+    return decode
+
+
+def _output_format(args: argparse.Namespace) -> Format:
+    if args.format:
+        fmt: Format = args.format
+        return fmt
+    return "jsonl" if args.output.suffix.lower() in JSONL_SUFFIXES else "csv"
+
+
+def _scorer(args: argparse.Namespace) -> Scorer:
+    if args.local is not None:
+        from .local import LocalModel
+
+        return LocalModel(args.local)
+    return ServiceClient(
+        args.url,
+        transport=args.transport,
+        timeout_s=args.timeout,
+        concurrency=args.concurrency,
+        policy=RetryPolicy(retries=args.retries),
+    )
+
+
+async def _run(job: Job) -> JobStats:
+    try:
+        return await job.run()
+    finally:
+        await job.scorer.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.chunk_size < 1 or args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
+        parser.error("--chunk-size and --concurrency must be >= 1, --retries >= 0, --timeout > 0")
+    if not args.output.parent.is_dir():
+        parser.error(f"the output directory {args.output.parent} does not exist")
+    fmt = _output_format(args)
+    try:
+        source: ImageSource = open_source(
+            args.input, decode_image=_image_decoder() if args.input.is_dir() else None
+        )
+        labels = read_labels(args.labels, source.count) if args.labels else None
+        job_id = {
+            "input": source.fingerprint(),
+            "format": fmt,
+            "labels": str(args.labels.resolve()) if args.labels else None,
+        }
+        journal = Journal(args.output, job_id, header(fmt, source.key), restart=args.restart)
+    except (DataFileError, ResumeError) as exc:
+        print(f"mnist-batch: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if journal.resumed_from:
+        print(
+            f"mnist-batch: resuming {journal.partial} at row {journal.resumed_from} "
+            f"of {source.count}",
+            file=sys.stderr,
+        )
+    try:
+        scorer = _scorer(args)
+    except MnistError as exc:
+        journal.close()
+        print(f"mnist-batch: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    job = Job(
+        source,
+        scorer,
+        journal,
+        fmt=fmt,
+        chunk_size=args.chunk_size,
+        concurrency=1 if args.local is not None else args.concurrency,
+        labels=labels,
+        show_progress=not args.quiet,
+    )
+    status = EXIT_OK
+    try:
+        asyncio.run(_run(job))
+    except KeyboardInterrupt:
+        status = EXIT_INTERRUPTED
+        print(
+            f"mnist-batch: interrupted; {journal.progress.rows} of {source.count} rows are "
+            f"saved in {journal.partial}: run the same command again to continue",
+            file=sys.stderr,
+        )
+    except DataFileError as exc:
+        status = EXIT_USAGE
+        print(f"mnist-batch: error: {exc}", file=sys.stderr)
+    except (BatchError, MnistError) as exc:
+        status = EXIT_FAILED
+        print(
+            f"mnist-batch: error: {exc}\nmnist-batch: {journal.progress.rows} of {source.count}"
+            f" rows are saved in {journal.partial}; the same command continues from there",
+            file=sys.stderr,
+        )
+    finally:
+        journal.close()
+    print(summary(job.stats), file=sys.stdout if status == EXIT_OK else sys.stderr)
+    if status == EXIT_OK:
+        print(f"wrote {args.output}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
