@@ -7,10 +7,12 @@ MNIST data in ``$MNIST_DATA_DIR`` once (about 20 s on 2 cores) and exports it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from server import ServiceProcess
 
 from mnist_core.dataset import DATA_DIR_ENV, load_dir
 
@@ -37,3 +39,16 @@ def trained_model_root(tmp_path_factory: pytest.TempPathFactory, mnist_data_dir:
     root = tmp_path_factory.mktemp("models") / "mnist"
     assert main(["--data-dir", str(mnist_data_dir), "--model-dir", str(root)]) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def service(trained_model_root: Path) -> Iterator[ServiceProcess]:
+    """The real ``mnist-serve`` (two workers) serving ``trained_model_root``, for the session."""
+    with ServiceProcess.start(trained_model_root, workers=2) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def service_url(service: ServiceProcess) -> str:
+    """Base URL of the session's server, e.g. ``http://127.0.0.1:40123``."""
+    return service.url

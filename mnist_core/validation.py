@@ -1,0 +1,157 @@
+"""Strict checks that turn client input into the model's ``uint8 [N, 28, 28]`` batch.
+
+Every problem raises :class:`~mnist_core.errors.InputError` naming the first offending
+image by its index. Pixel convention: values are 0..255 (0 is the background, as in
+MNIST); integers are taken as they are, floats must be finite and are rounded to the
+nearest integer. Values in [0, 1] are *not* rescaled: they are nearly black pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import InputError, PayloadTooLarge
+
+SIDE = 28
+PIXELS = SIDE * SIDE
+IMAGE_FORMS = "a 28x28 nested list or a flat list of 784 numbers"
+
+
+def check_count(count: int, max_images: int, *, field: str = "images") -> None:
+    """Refuse an empty batch or one larger than ``max_images``."""
+    if count == 0:
+        raise InputError("no images given: send at least one", reason="empty_batch", field=field)
+    if count > max_images:
+        raise PayloadTooLarge(
+            f"{count} images in one request; the limit is {max_images}",
+            reason="too_many_images",
+            field=field,
+            count=count,
+            limit=max_images,
+        )
+
+
+def images_from_json(
+    images: object, *, max_images: int, may_hold_booleans: bool = True
+) -> np.ndarray:
+    """The parsed JSON value of ``"images"`` as ``uint8 [N, 28, 28]``.
+
+    Each image is 28x28 nested or 784 flat; a request may mix both. NumPy's own type
+    inference catches strings, nulls, objects and ragged lists; only JSON booleans mixed
+    with numbers slip through it (``[1, true]`` becomes ``[1, 1]``), so unless the caller
+    has seen that the source text holds no ``true``/``false`` (``may_hold_booleans``),
+    every value's type is checked one by one.
+    """
+    if not isinstance(images, list):
+        raise InputError(
+            f"'images' must be a list of images, each {IMAGE_FORMS}",
+            reason="invalid_type",
+            field="images",
+        )
+    check_count(len(images), max_images)
+    if not may_hold_booleans:
+        batch = _fast_batch(images)
+        if batch is not None:
+            return batch
+    return np.stack([_one_image(image, index) for index, image in enumerate(images)])
+
+
+def images_from_array(array: np.ndarray, *, max_images: int) -> np.ndarray:
+    """A numeric array of ``[N, 28, 28]`` or ``[N, 784]`` pixels as ``uint8 [N, 28, 28]``."""
+    if array.ndim not in (2, 3) or array.shape[1:] not in ((SIDE, SIDE), (PIXELS,)):
+        raise InputError(
+            f"array of shape {list(array.shape)}: expected [N, 28, 28] or [N, 784]",
+            reason="invalid_shape",
+            field="array",
+            shape=list(array.shape),
+        )
+    if array.dtype.kind not in "uif":
+        raise InputError(
+            f"array of dtype {array.dtype}: expected uint8 (or another integer or float type)",
+            reason="invalid_dtype",
+            field="array",
+        )
+    check_count(len(array), max_images, field="array")
+    return to_pixels(array.reshape(len(array), SIDE, SIDE))
+
+
+def to_pixels(batch: np.ndarray, *, first_index: int = 0) -> np.ndarray:
+    """A numeric ``[N, 28, 28]`` array checked for finite values in 0..255, as uint8.
+
+    Errors name the offending image as ``first_index`` plus its position in ``batch``.
+    """
+    if batch.dtype == np.uint8:
+        return batch
+    if batch.dtype.kind == "f":
+        bad = ~np.isfinite(batch)
+        if bad.any():
+            index = first_index + _first_image(bad)
+            raise InputError(
+                f"image {index} holds NaN or infinity", reason="not_finite", index=index
+            )
+    bad = (batch < 0) | (batch > 255)
+    if bad.any():
+        index = first_index + _first_image(bad)
+        raise InputError(
+            f"image {index} has pixel values outside 0..255",
+            reason="out_of_range",
+            index=index,
+        )
+    if batch.dtype.kind == "f":
+        batch = np.rint(batch)
+    return batch.astype(np.uint8)
+
+
+def _first_image(bad: np.ndarray) -> int:
+    return int(np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))[0])
+
+
+def _fast_batch(images: list[object]) -> np.ndarray | None:
+    """The whole batch in one NumPy conversion, or None when anything is unusual."""
+    try:
+        batch = np.array(images)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if batch.dtype.kind not in "iuf" or batch.shape[1:] not in ((SIDE, SIDE), (PIXELS,)):
+        return None
+    return to_pixels(batch.reshape(len(batch), SIDE, SIDE))
+
+
+def _one_image(image: object, index: int) -> np.ndarray:
+    """One image checked value by value; slow but exact about what is wrong."""
+    values = _flatten(image, index)
+    for value in values:
+        if type(value) not in (int, float):
+            raise InputError(
+                f"image {index} holds a non-numeric value ({type(value).__name__})",
+                reason="non_numeric",
+                index=index,
+            )
+    try:
+        pixels = np.array(values, dtype=np.float64)
+    except OverflowError:
+        raise InputError(
+            f"image {index} has pixel values outside 0..255", reason="out_of_range", index=index
+        ) from None
+    checked: np.ndarray = to_pixels(pixels.reshape(1, SIDE, SIDE), first_index=index)[0]
+    return checked
+
+
+def _flatten(image: object, index: int) -> Sequence[object]:
+    if not isinstance(image, list):
+        raise InputError(
+            f"image {index} is a {type(image).__name__}: expected {IMAGE_FORMS}",
+            reason="invalid_shape",
+            index=index,
+        )
+    if len(image) == PIXELS and not any(isinstance(row, list) for row in image):
+        return image
+    if len(image) == SIDE and all(isinstance(row, list) and len(row) == SIDE for row in image):
+        return [value for row in image for value in row]
+    raise InputError(
+        f"image {index} has the wrong size or is ragged: expected {IMAGE_FORMS}",
+        reason="invalid_shape",
+        index=index,
+    )

@@ -1,0 +1,119 @@
+"""Adaptive batching inside one worker, counted in images rather than requests.
+
+Requests put their validated ``uint8 [n, 28, 28]`` arrays on a queue and wait. Whenever
+the model is idle, one drain task takes everything queued, up to ``max_images`` images,
+and runs one model call in a dedicated thread (TensorFlow releases the GIL, so the event
+loop keeps accepting and decoding requests meanwhile; those form the next call). A
+request larger than ``max_images`` is split into chunks first, so no call ever exceeds
+the limit, and its answer is put back together in order.
+
+BentoML's own batching is not used: it merges whole request bodies before our code runs,
+so one client's invalid image would fail everybody's batch, and its limit counts
+requests (upstream issue #3859).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+Outputs = tuple[np.ndarray, np.ndarray]
+ModelCall = Callable[[np.ndarray], Outputs]
+CallObserver = Callable[[int, float], None]
+
+
+@dataclass
+class _Job:
+    images: np.ndarray
+    future: asyncio.Future[Outputs]
+
+
+class Batcher:
+    """Merges concurrent requests into model calls of at most ``max_images`` images."""
+
+    def __init__(
+        self, model: ModelCall, *, max_images: int, observe: CallObserver | None = None
+    ) -> None:
+        if max_images < 1:
+            raise ValueError("max_images must be at least 1")
+        self._model = model
+        self._max_images = max_images
+        self._observe = observe
+        self._queue: deque[_Job] = deque()
+        self._drain_task: asyncio.Task[None] | None = None
+        # One thread: model calls run one at a time, which is what makes them merge.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnist-model")
+
+    @property
+    def max_images(self) -> int:
+        return self._max_images
+
+    async def predict(self, images: np.ndarray) -> Outputs:
+        """(probabilities, labels) for ``images``, in order, from one or more merged calls."""
+        loop = asyncio.get_running_loop()
+        jobs = [
+            _Job(images[start : start + self._max_images], loop.create_future())
+            for start in range(0, len(images), self._max_images)
+        ]
+        self._queue.extend(jobs)
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = loop.create_task(self._drain())
+        results = await asyncio.gather(*(job.future for job in jobs))
+        if len(results) == 1:
+            return results[0]
+        return (
+            np.concatenate([probabilities for probabilities, _ in results]),
+            np.concatenate([labels for _, labels in results]),
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _next_batch(self) -> list[_Job]:
+        jobs: list[_Job] = []
+        count = 0
+        while self._queue:
+            job = self._queue[0]
+            if job.future.done():  # its client went away; do not spend the model on it
+                self._queue.popleft()
+                continue
+            if jobs and count + len(job.images) > self._max_images:
+                break
+            jobs.append(self._queue.popleft())
+            count += len(job.images)
+        return jobs
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while jobs := self._next_batch():
+            images = (
+                jobs[0].images if len(jobs) == 1 else np.concatenate([job.images for job in jobs])
+            )
+            try:
+                probabilities, labels = await loop.run_in_executor(
+                    self._executor, self._call, images
+                )
+            except Exception as exc:
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            start = 0
+            for job in jobs:
+                end = start + len(job.images)
+                if not job.future.done():
+                    job.future.set_result((probabilities[start:end], labels[start:end]))
+                start = end
+
+    def _call(self, images: np.ndarray) -> Outputs:
+        started = time.perf_counter()
+        outputs = self._model(images)
+        if self._observe is not None:
+            self._observe(len(images), time.perf_counter() - started)
+        return outputs

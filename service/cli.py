@@ -1,0 +1,84 @@
+"""Serve the latest exported MNIST model over HTTP (settings: MNIST_* env vars or flags)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+
+from .config import ServiceSettings
+from .model import ModelUnavailable, find_model
+
+POLL_SECONDS = 0.2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnist-serve", description=__doc__)
+    parser.add_argument("--model-dir", type=Path, help="model root (env MNIST_MODEL_DIR)")
+    parser.add_argument("--host", help="address to listen on (env MNIST_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (env MNIST_PORT)")
+    parser.add_argument("--workers", type=int, help="worker processes (env MNIST_WORKERS)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    settings = ServiceSettings(**overrides)
+    try:
+        info = find_model(settings.model_dir)
+    except ModelUnavailable as exc:
+        print(f"mnist-serve: {exc}", file=sys.stderr)
+        return 2
+    print(f"mnist-serve: serving {info.path} on http://{settings.host}:{settings.port}", flush=True)
+    # Workers are separate processes started from the service's import string: they read
+    # the same settings from the environment, with the model root made absolute.
+    resolved = settings.model_copy(update={"model_dir": settings.model_dir.resolve()})
+    for name, value in resolved.model_dump().items():
+        os.environ[f"MNIST_{name.upper()}"] = str(value)
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    run_dir = Path(tempfile.mkdtemp(prefix="mnist-serve-"))
+    try:
+        return _serve(resolved, run_dir)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _serve(settings: ServiceSettings, run_dir: Path) -> int:
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    from .service import FAILURE_FILE_ENV, SERVICE
+
+    failure_file = run_dir / "failure"
+    os.environ[FAILURE_FILE_ENV] = str(failure_file)
+    # BentoML wipes its Prometheus directory on start; a private one keeps two servers on
+    # one machine (tests, a benchmark beside a dev server) from erasing each other's series.
+    BentoMLContainer.prometheus_multiproc_dir.set(str(run_dir / "prometheus"))
+    SERVICE.config["workers"] = settings.workers
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    server = SERVICE.serve_http(host=settings.host, port=settings.port, threaded=True)
+    try:
+        while not stop.wait(POLL_SECONDS):
+            if failure_file.exists():
+                print(f"mnist-serve: {failure_file.read_text().strip()}", file=sys.stderr)
+                return 1
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

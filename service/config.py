@@ -1,0 +1,46 @@
+"""Settings of the inference service: one class, read from ``MNIST_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Every knob of ``mnist-serve``; each field is also the env var ``MNIST_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MNIST_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
+
+    model_dir: Path = Field(default=Path("models/mnist"))
+    """Model root; the highest integer version below it is served."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+
+    port: int = Field(default=3000, ge=0, le=65535)
+    """TCP port to listen on (0 is not allowed by the server; tests pick a free one)."""
+
+    workers: int = Field(default=2, ge=1, le=64)
+    """Worker processes; each loads its own copy of the model (about 550 MB)."""
+
+    tf_threads: int = Field(default=1, ge=1, le=64)
+    """TensorFlow threads per worker (one is fastest with one worker per core)."""
+
+    max_batch_images: int = Field(default=1024, ge=1, le=65536)
+    """Most images one model call may take; requests are merged or split to respect it."""
+
+    max_images: int = Field(default=10_000, ge=1)
+    """Most images one request may carry."""
+
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger ones get 413."""
+
+    max_image_pixels: int = Field(default=16_000_000, ge=784)
+    """Largest uploaded image (width x height) decoded; larger ones are refused as bombs."""
+
+    request_timeout_s: int = Field(default=60, ge=1)
+    """Per-request time limit enforced by BentoML."""

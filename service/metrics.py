@@ -1,0 +1,90 @@
+"""The service's own Prometheus series (BentoML adds its request series beside them).
+
+Histograms and counters only, so they add up across workers and replicas. BentoML runs
+every worker with ``PROMETHEUS_MULTIPROC_DIR`` set and serves ``/metrics`` through
+prometheus_client's multiprocess collector; prometheus_client is therefore imported
+lazily, inside the worker, and the info gauge uses the ``max`` multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+CONFIDENCE_BUCKETS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def batch_buckets(max_batch_images: int) -> tuple[float, ...]:
+    """Powers of two up to the batch limit, with the limit itself as the last bound."""
+    bounds = [1]
+    while bounds[-1] * 2 < max_batch_images:
+        bounds.append(bounds[-1] * 2)
+    if bounds[-1] != max_batch_images:
+        bounds.append(max_batch_images)
+    return tuple(float(b) for b in bounds)
+
+
+class ServiceMetrics:
+    """The ``mnist_*`` series of one worker process."""
+
+    def __init__(self, max_batch_images: int) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.predictions: Any = Counter(
+            "mnist_predictions", "Images classified, by predicted label", ["label"]
+        )
+        self.confidence: Any = Histogram(
+            "mnist_prediction_confidence",
+            "Probability of the predicted label",
+            buckets=CONFIDENCE_BUCKETS,
+        )
+        self.batch_images: Any = Histogram(
+            "mnist_batch_images",
+            "Images per model call after merging and splitting requests",
+            buckets=batch_buckets(max_batch_images),
+        )
+        self.compute_seconds: Any = Histogram(
+            "mnist_model_compute_seconds", "Seconds per model call", buckets=SECONDS_BUCKETS
+        )
+        self.stage_seconds: Any = Histogram(
+            "mnist_stage_seconds",
+            "Seconds per request stage: decode (and validate), predict (queue and model), "
+            "postprocess (building the answer)",
+            ["stage", "endpoint"],
+            buckets=SECONDS_BUCKETS,
+        )
+        self.rejected: Any = Counter(
+            "mnist_rejected_requests", "Requests refused as client errors, by reason", ["reason"]
+        )
+        self.model_info: Any = Gauge(
+            "mnist_model_info",
+            "The served model (always 1)",
+            ["version", "implementation"],
+            multiprocess_mode="max",
+        )
+        self._label_counters = [self.predictions.labels(label=str(d)) for d in range(10)]
+
+    def observe_call(self, images: int, seconds: float) -> None:
+        self.batch_images.observe(images)
+        self.compute_seconds.observe(seconds)
+
+    def observe_predictions(self, labels: np.ndarray, confidences: np.ndarray) -> None:
+        for label, count in enumerate(np.bincount(labels, minlength=10)):
+            if count:
+                self._label_counters[label].inc(int(count))
+        for confidence in confidences.tolist():
+            self.confidence.observe(confidence)
+
+    def reject(self, reason: str) -> None:
+        self.rejected.labels(reason=reason).inc()
+
+
+@functools.cache
+def service_metrics() -> ServiceMetrics:
+    """This process's metrics, created on first use (after the worker set up Prometheus)."""
+    from .config import ServiceSettings
+
+    return ServiceMetrics(ServiceSettings().max_batch_images)

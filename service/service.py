@@ -1,0 +1,172 @@
+"""The BentoML service: thin glue between HTTP and the pure decoding and batching code.
+
+Each worker process builds one :class:`MnistService`. The model loads and warms up in a
+background thread, so ``/livez`` answers at once and ``/readyz`` says 503 until the
+model can serve; if it cannot be loaded the worker reports why and exits, and
+``mnist-serve`` stops with that message (:mod:`service.cli`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+from starlette.responses import Response
+
+from mnist_core.errors import InputError
+
+from . import decoding
+from .batching import Batcher
+from .config import ServiceSettings
+from .errors import json_response, not_ready, reject
+from .metrics import service_metrics
+from .middleware import HttpGuard
+from .model import LoadedModel, ModelInfo, ModelUnavailable, find_model
+from .schemas import ImageUpload, NpyUpload, PredictRequest, PredictResponse, RawBody, RawFiles
+
+FAILURE_FILE_ENV = "MNIST_SERVE_FAILURE_FILE"
+"""Set by ``mnist-serve``: where a worker that cannot load the model writes why."""
+
+JSON = ("application/json", "")
+CONTENT_TYPES = {
+    "/predict": JSON,
+    "/predict_image": ("multipart/form-data",),
+    "/predict_npy": ("multipart/form-data", "application/octet-stream", "application/x-npy"),
+}
+
+
+class _Served:
+    """The model version this worker process serves, for the response header."""
+
+    version: int | None = None
+
+
+def _served_version() -> int | None:
+    return _Served.version
+
+
+@bentoml.service(name="mnist", traffic={"timeout": 60})
+class MnistService:
+    """MNIST digit recognition: JSON, image and .npy inputs, adaptively batched."""
+
+    def __init__(self) -> None:
+        self.settings = ServiceSettings()
+        self.metrics = service_metrics()
+        self.info: ModelInfo | None = None
+        self.batcher: Batcher | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._load, name="mnist-model-load", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            info = find_model(self.settings.model_dir)
+            model = LoadedModel(info, threads=self.settings.tf_threads)
+            model.warm_up()
+        except ModelUnavailable as exc:
+            _die(str(exc))
+            return
+        self.batcher = Batcher(
+            model, max_images=self.settings.max_batch_images, observe=self.metrics.observe_call
+        )
+        self.info = info
+        self.metrics.model_info.labels(
+            version=str(info.version), implementation=info.implementation
+        ).set(1)
+        _Served.version = info.version
+        self._ready.set()
+
+    def __is_ready__(self) -> bool:
+        return self._ready.is_set()
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)  # type: ignore[untyped-decorator]
+    async def predict(self, images: RawBody) -> Response:
+        """Classify images sent as JSON (28x28 nested or 784 flat lists of 0..255)."""
+        started = time.perf_counter()
+        try:
+            batch = decoding.json_images(images.data, max_images=self.settings.max_images)
+        except InputError as exc:
+            return reject(exc)
+        return await self._answer("predict", batch, started)
+
+    @bentoml.api(route="/predict_image", input_spec=ImageUpload, output_spec=PredictResponse)  # type: ignore[untyped-decorator]
+    async def predict_image(self, images: RawFiles) -> Response:
+        """Classify uploaded image files, prepared the way MNIST digits were."""
+        started = time.perf_counter()
+        try:
+            batch, names = decoding.uploaded_images(
+                images,
+                max_images=self.settings.max_images,
+                max_pixels=self.settings.max_image_pixels,
+            )
+        except InputError as exc:
+            return reject(exc)
+        return await self._answer("predict_image", batch, started, names)
+
+    @bentoml.api(route="/predict_npy", input_spec=NpyUpload, output_spec=PredictResponse)  # type: ignore[untyped-decorator]
+    async def predict_npy(self, array: RawFiles) -> Response:
+        """Classify a .npy of uint8 [N, 28, 28] or [N, 784] (upload or raw body)."""
+        started = time.perf_counter()
+        try:
+            batch = decoding.npy_images(array, max_images=self.settings.max_images)
+        except InputError as exc:
+            return reject(exc)
+        return await self._answer("predict_npy", batch, started)
+
+    @bentoml.api(route="/metadata")  # type: ignore[untyped-decorator]
+    def metadata(self) -> dict[str, Any]:
+        """The served model (name, version, implementation, test accuracy) and the limits."""
+        limits = self.settings.model_dump(
+            include={"max_images", "max_batch_images", "max_body_bytes", "max_image_pixels"}
+        )
+        model = self.info.describe() if self.info is not None else None
+        return {"model": model, "ready": self._ready.is_set(), "limits": limits}
+
+    async def _answer(
+        self, endpoint: str, batch: np.ndarray, started: float, names: list[str] | None = None
+    ) -> Response:
+        if self.batcher is None or self.info is None:
+            return not_ready()
+        stages = self.metrics.stage_seconds
+        decoded = time.perf_counter()
+        stages.labels(stage="decode", endpoint=endpoint).observe(decoded - started)
+        probabilities, labels = await self.batcher.predict(batch)
+        predicted = time.perf_counter()
+        stages.labels(stage="predict", endpoint=endpoint).observe(predicted - decoded)
+        confidences = probabilities[np.arange(len(labels)), labels]
+        rows = probabilities.tolist()
+        label_list = labels.tolist()
+        confidence_list = confidences.tolist()
+        predictions: list[dict[str, Any]] = [
+            {"label": label, "confidence": confidence, "probabilities": row}
+            for label, confidence, row in zip(label_list, confidence_list, rows, strict=True)
+        ]
+        if names is not None:
+            for prediction, name in zip(predictions, names, strict=True):
+                prediction["filename"] = name
+        response = json_response({"model_version": self.info.version, "predictions": predictions})
+        self.metrics.observe_predictions(labels, confidences)
+        stages.labels(stage="postprocess", endpoint=endpoint).observe(
+            time.perf_counter() - predicted
+        )
+        return response
+
+
+SERVICE: bentoml.Service[Any] = MnistService
+"""The decorated service (mypy sees the bare class through BentoML's decorator)."""
+SERVICE.add_asgi_middleware(HttpGuard, content_types=CONTENT_TYPES, model_version=_served_version)
+
+
+def _die(message: str) -> None:
+    """Report why the model cannot be served and end this worker process."""
+    failure_file = os.environ.get(FAILURE_FILE_ENV)
+    if failure_file:
+        Path(failure_file).write_text(message + "\n")  # mnist-serve prints it and stops
+    else:
+        print(f"mnist-serve: {message}", file=sys.stderr, flush=True)
+    os._exit(3)
