@@ -90,3 +90,13 @@ def test_version_is_readable_by_other_users(trained_model_root: Path) -> None:
     for path in version_dir.rglob("*"):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o755 if path.is_dir() else 0o644), path
+
+
+def test_export_holds_the_weights_and_no_optimizer_state(trained_model_root: Path) -> None:
+    import tensorflow as tf
+
+    checkpoint = trained_model_root / "1" / "variables" / "variables"
+    shapes = sorted(
+        tuple(shape) for name, shape in tf.train.list_variables(str(checkpoint)) if shape
+    )
+    assert shapes == [(10,), (512,), (512, 10), (784, 512)]
