@@ -22,6 +22,8 @@ from .scores import Scorer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+MAX_IMAGE_PIXELS = 16_000_000
+"""Largest image file decoded by ``--local`` (width x height), as the service's default."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _image_decoder() -> Callable[[bytes, str], np.ndarray]:
-    from mnist_core.images import decode_image
+def _image_decoder() -> Callable[[bytes, int], np.ndarray]:
+    from mnist_core.images import to_mnist
 
-    def decode(data: bytes, name: str) -> np.ndarray:
-        image: np.ndarray = decode_image(data, name=name)
+    def decode(data: bytes, index: int) -> np.ndarray:
+        image: np.ndarray = to_mnist(data, max_pixels=MAX_IMAGE_PIXELS, index=index)
         return image
 
     return decode
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     fmt = _output_format(args)
     try:
         source: ImageSource = open_source(
-            args.input, decode_image=_image_decoder() if args.input.is_dir() else None
+            args.input, decode_image=_image_decoder() if args.local is not None else None
         )
         labels = read_labels(args.labels, source.count) if args.labels else None
         job_id = {

@@ -2,7 +2,9 @@
 
 Binary first: a chunk goes as a ``.npy`` multipart upload to ``POST /predict_npy``
 (field ``array``); if the service has no such route (404/405) the client switches to
-``POST /predict`` with a JSON body, once, for the rest of the job.
+``POST /predict`` with a JSON body, once, for the rest of the job. Image files (a
+directory input) go as they are to ``POST /predict_image``, so the service prepares
+them exactly as it prepares any upload.
 
 Connection errors, timeouts, 429 and 5xx are retried with exponential backoff and
 jitter, up to a limit; any other 4xx stops the job with the offending row and the
@@ -34,6 +36,7 @@ from .scores import Scores, pad_single
 Transport = Literal["auto", "npy", "json"]
 NPY_ROUTE = "/predict_npy"
 JSON_ROUTE = "/predict"
+IMAGE_ROUTE = "/predict_image"
 
 
 class BatchError(MnistError):
@@ -101,9 +104,11 @@ class ServiceClient:
         timeout_s: float = 60.0,
         concurrency: int = 4,
         policy: RetryPolicy | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=url,
+            transport=http_transport,
             timeout=timeout_s,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
@@ -115,34 +120,44 @@ class ServiceClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, images: np.ndarray) -> httpx.Response:
+    async def _send(self, chunk: Chunk) -> tuple[httpx.Response, int]:
+        """The response and how many images were sent (a single image goes twice)."""
+        if chunk.files is not None:
+            files = chunk.files * 2 if len(chunk) == 1 else chunk.files
+            names = (chunk.names or ()) * (len(files) // len(chunk))
+            upload = [
+                ("images", (name, data, "application/octet-stream"))
+                for name, data in zip(names, files, strict=True)
+            ]
+            return await self._http.post(IMAGE_ROUTE, files=upload), len(files)
+        images = pad_single(chunk.images)
         if self._transport == "json":
             body = orjson.dumps(
                 {"images": images.reshape(len(images), -1)}, option=orjson.OPT_SERIALIZE_NUMPY
             )
-            return await self._http.post(
+            response = await self._http.post(
                 JSON_ROUTE, content=body, headers={"content-type": "application/json"}
             )
+            return response, len(images)
         buffer = io.BytesIO()
         np.save(buffer, images, allow_pickle=False)
-        files = {"array": ("chunk.npy", buffer.getvalue(), "application/octet-stream")}
-        return await self._http.post(NPY_ROUTE, files=files)
+        files_ = {"array": ("chunk.npy", buffer.getvalue(), "application/octet-stream")}
+        return await self._http.post(NPY_ROUTE, files=files_), len(images)
 
     async def score(self, chunk: Chunk) -> Scores:
-        images = pad_single(chunk.images)
         rows = f"rows {chunk.start}..{chunk.stop - 1}"
         attempt = 0
         while True:
             retry_after = None
             try:
-                response = await self._send(images)
+                response, sent = await self._send(chunk)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
             else:
                 status = response.status_code
                 if status == 200:
-                    return self._parse(response, len(images), len(chunk.images), rows)
-                if status in (404, 405) and self._transport == "auto":
+                    return self._parse(response, sent, len(chunk), rows)
+                if status in (404, 405) and self._transport == "auto" and chunk.files is None:
                     self._transport = "json"
                     self.fell_back_to_json = True
                     continue
@@ -163,7 +178,7 @@ class ServiceClient:
         detail = error_detail(response)
         message = str(detail.get("error", "")) or response.reason_phrase
         offset = detail.get("index")
-        if isinstance(offset, int) and 0 <= offset < len(chunk.images):
+        if isinstance(offset, int) and 0 <= offset < len(chunk):
             index: int | None = chunk.start + offset
             where = f"input {index}"
             if chunk.names is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ class LocalModel:
     retries = 0
 
     def __init__(self, model_dir: Path) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
         self.path = resolve_version_dir(model_dir)

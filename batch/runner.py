@@ -104,9 +104,9 @@ class Job:
             scores.model_version,
             key=self.source.key,
         )
-        self.journal.commit(text, len(chunk.images))
+        self.journal.commit(text, len(chunk))
         self.stats.model_version = scores.model_version
-        self.stats.scored += len(chunk.images)
+        self.stats.scored += len(chunk)
 
     async def run(self) -> JobStats:
         """Score every remaining row and publish the output; raises on the first failure."""
@@ -134,14 +134,12 @@ class Job:
                 if not pending:
                     break
                 chunk, task = pending.popleft()
-                try:
-                    scores = await task
-                except Exception:
-                    self.stats.failures += 1
-                    raise
-                self._commit(chunk, scores)
-                bar.update(len(chunk.images))
+                self._commit(chunk, await task)
+                bar.update(len(chunk))
             self.journal.finish()
+        except Exception:
+            self.stats.failures += 1
+            raise
         finally:
             for _, task in pending:
                 task.cancel()

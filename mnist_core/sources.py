@@ -24,7 +24,7 @@ from typing import IO, Any, cast
 
 import numpy as np
 
-from .errors import DataFileError
+from .errors import DataFileError, MnistError
 from .idx import GZIP_MAGIC, UINT8_TYPE, read_idx
 from .pixel_csv import CsvLayout, parse_csv_rows, sniff_csv
 
@@ -38,16 +38,25 @@ LABEL_NAMES = ("labels", "y", "y_test", "y_train", "arr_1")
 
 @dataclass(frozen=True)
 class Chunk:
-    """Consecutive images ``start .. start + len(images)`` of a source."""
+    """Consecutive inputs ``start .. start + len(chunk)`` of a source.
+
+    ``images`` are decoded uint8 (n, 28, 28); a directory read without a decoder gives
+    the files' bytes in ``files`` instead (and ``images`` is empty), for a service to
+    decode. ``names`` are file names, ``labels`` the input's own labels, if any.
+    """
 
     start: int
     images: np.ndarray
     labels: np.ndarray | None = None
     names: tuple[str, ...] | None = None
+    files: tuple[bytes, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.files) if self.files is not None else len(self.images)
 
     @property
     def stop(self) -> int:
-        return self.start + len(self.images)
+        return self.start + len(self)
 
 
 class ImageSource(abc.ABC):
@@ -180,6 +189,15 @@ class StreamSource(ImageSource):
             )
         return data
 
+    def _check_end(self, stream: IO[bytes]) -> None:
+        """Reading past the last image verifies the stream's checksum and finds trailing data."""
+        try:
+            extra = stream.read(1)
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataFileError(self.path, f"corrupt data ({exc})") from None
+        if extra:
+            raise DataFileError(self.path, f"trailing data after {self.count} images")
+
     def chunks(self, start: int, size: int) -> Iterator[Chunk]:
         self._check_range(start, size)
         with self._opener() as stream:
@@ -191,6 +209,8 @@ class StreamSource(ImageSource):
             for lo in range(start, self.count, size):
                 hi = min(lo + size, self.count)
                 data = self._read_exact(stream, (hi - lo) * self._row_bytes, lo)
+                if hi == self.count:
+                    self._check_end(stream)
                 block = np.frombuffer(data, dtype=self._dtype).reshape(hi - lo, *self._row_shape)
                 yield Chunk(lo, as_uint8_images(block, lo, self.path), self._labels_for(lo, hi))
 
@@ -214,11 +234,15 @@ class CsvSource(ImageSource):
 
 
 class DirectorySource(ImageSource):
-    """Image files of one directory in name order, each decoded as the service decodes uploads."""
+    """The files of one directory in name order (hidden files and subdirectories aside).
+
+    With ``decode`` each file becomes an image here; without, chunks carry the files'
+    bytes so the service's image endpoint decodes them exactly as it decodes uploads.
+    """
 
     key = "file"
 
-    def __init__(self, path: Path, decode: Callable[[bytes, str], np.ndarray]) -> None:
+    def __init__(self, path: Path, decode: Callable[[bytes, int], np.ndarray] | None) -> None:
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise DataFileError(path, "the directory holds no image files")
@@ -230,19 +254,32 @@ class DirectorySource(ImageSource):
         self._check_range(start, size)
         for lo in range(start, self.count, size):
             batch = self.files[lo : lo + size]
-            images = np.stack([self._decode_file(p) for p in batch])
-            yield Chunk(lo, images, None, tuple(p.name for p in batch))
+            names = tuple(p.name for p in batch)
+            data = [self._read(p) for p in batch]
+            if self._decode is None:
+                empty = np.zeros((0, *IMAGE_SHAPE), np.uint8)
+                yield Chunk(lo, empty, None, names, tuple(data))
+                continue
+            images = np.stack(
+                [
+                    self._decoded(d, lo + i, p)
+                    for i, (d, p) in enumerate(zip(data, batch, strict=True))
+                ]
+            )
+            yield Chunk(lo, images, None, names)
 
-    def _decode_file(self, file: Path) -> np.ndarray:
+    @staticmethod
+    def _read(file: Path) -> bytes:
         try:
-            data = file.read_bytes()
+            return file.read_bytes()
         except OSError as exc:
             raise DataFileError(file, f"cannot read file ({exc.strerror})") from None
+
+    def _decoded(self, data: bytes, index: int, file: Path) -> np.ndarray:
+        assert self._decode is not None
         try:
-            return self._decode(data, file.name)
-        except DataFileError:
-            raise
-        except Exception as exc:  # the decoder's own errors are input problems of this file
+            return self._decode(data, index)
+        except MnistError as exc:  # the decoder's errors are problems of this file
             raise DataFileError(file, str(exc)) from None
 
     def fingerprint(self) -> dict[str, Any]:
@@ -380,17 +417,15 @@ def _opened(path: Path) -> IO[bytes]:
 
 
 def open_source(
-    path: str | Path, *, decode_image: Callable[[bytes, str], np.ndarray] | None = None
+    path: str | Path, *, decode_image: Callable[[bytes, int], np.ndarray] | None = None
 ) -> ImageSource:
     """The reader for ``path``, chosen by its content (and, for CSV, its name).
 
-    ``decode_image`` turns one image file into uint8 (28, 28); it is needed only for
-    directories (the service's own decoder, so uploads and files score alike).
+    ``decode_image(data, index)`` turns one image file into uint8 (28, 28); directories
+    read without it yield the files' bytes (see :class:`DirectorySource`).
     """
     path = Path(path)
     if path.is_dir():
-        if decode_image is None:
-            raise DataFileError(path, "directories of images need an image decoder")
         return DirectorySource(path, decode_image)
     with _opened(path) as raw:
         head = raw.read(8)

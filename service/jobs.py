@@ -84,7 +84,7 @@ async def score_source(
     parts = [header(fmt, source.key)]
     chunks: Iterator[Chunk] = source.chunks(0, CHUNK_IMAGES)
     while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-        n = len(chunk.images)
+        n = len(chunk)
         probabilities, labels = await predict(pad_single(chunk.images))
         keys = range(chunk.start, chunk.stop)
         parts.append(

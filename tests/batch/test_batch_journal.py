@@ -57,7 +57,7 @@ def test_a_different_job_is_refused_unless_restarted(tmp_path: Path) -> None:
     first.commit(rows(0, 2), 2)
     first.close()
     other = {**JOB, "format": "jsonl"}
-    with pytest.raises(ResumeError, match="different format.*--restart"):
+    with pytest.raises(ResumeError, match=r"different format.*--restart"):
         Journal(output, other, "", restart=False)
     fresh = Journal(output, other, "", restart=True)
     assert fresh.resumed_from == 0
