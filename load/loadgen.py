@@ -23,6 +23,7 @@ import aiohttp
 import numpy as np
 import orjson
 
+from load.launch import machine_busy_seconds, tree_cpu_seconds
 from load.payloads import Payload, batch_payloads, load_test_images
 
 BODIES = {"single": 200, "json": 4, "npy": 4}
@@ -44,6 +45,10 @@ class LoadResult:
     p99_ms: float
     generator_cpu: float
     """CPU seconds of the generator per wall second (1.0 is one core)."""
+    server_cpu: float | None
+    """Cores kept busy by the server's process tree during the window, if its pid is known."""
+    other_cpu: float
+    """Cores kept busy by everything else on the machine during the window."""
     first_error: str | None
 
 
@@ -94,8 +99,29 @@ async def _client(
             tally.first_error = tally.first_error or problem
 
 
+@dataclass
+class _Clocks:
+    """CPU counters read at one instant: generator, server tree, whole machine."""
+
+    generator: float
+    server: float
+    machine: float
+
+    @classmethod
+    def now(cls, server_pid: int | None) -> _Clocks:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        server = tree_cpu_seconds(server_pid) if server_pid else 0.0
+        return cls(usage.ru_utime + usage.ru_stime, server, machine_busy_seconds())
+
+
 async def measure(
-    url: str, kind: str, concurrency: int, seconds: float, warmup: float, images: int
+    url: str,
+    kind: str,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    images: int,
+    server_pid: int | None = None,
 ) -> LoadResult:
     payloads = build_payloads(kind, images)
     path = "/predict_npy" if kind == "npy" else "/predict"
@@ -106,14 +132,14 @@ async def measure(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter() + warmup
         stop = start + seconds
-        cpu_before = 0.0
+        before = _Clocks(0.0, 0.0, 0.0)
 
-        async def mark_cpu() -> None:
-            nonlocal cpu_before
+        async def mark_start() -> None:
+            nonlocal before
             await asyncio.sleep(max(start - time.perf_counter(), 0.0))
-            cpu_before = _cpu_now()
+            before = _Clocks.now(server_pid)
 
-        marker = asyncio.create_task(mark_cpu())
+        marker = asyncio.create_task(mark_start())
         await asyncio.gather(
             *(
                 _client(session, url + path, pools[i], start, stop, tally)
@@ -121,9 +147,12 @@ async def measure(
             )
         )
         await marker
-        cpu = _cpu_now() - cpu_before
+        after = _Clocks.now(server_pid)
         # Requests in flight at ``stop`` finish after it: count the time they took.
         wall = max(time.perf_counter(), stop) - start
+    generator_cpu = (after.generator - before.generator) / wall
+    server_cpu = (after.server - before.server) / wall if server_pid else None
+    machine_cpu = (after.machine - before.machine) / wall
     latencies = np.array(tally.latencies) * 1000.0
     requests = len(latencies)
     per_request = len(payloads[0].labels)
@@ -138,14 +167,11 @@ async def measure(
         images_per_s=requests * per_request / wall,
         p50_ms=float(np.percentile(latencies, 50)) if requests else float("nan"),
         p99_ms=float(np.percentile(latencies, 99)) if requests else float("nan"),
-        generator_cpu=cpu / wall,
+        generator_cpu=generator_cpu,
+        server_cpu=server_cpu,
+        other_cpu=max(machine_cpu - generator_cpu - (server_cpu or 0.0), 0.0),
         first_error=tally.first_error,
     )
-
-
-def _cpu_now() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured lead-in")
     parser.add_argument("--images", type=int, default=1000, help="images per batch request")
+    parser.add_argument("--server-pid", type=int, help="also report this process tree's CPU")
     return parser
 
 
@@ -168,7 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runner = uvloop.run
     result = runner(
-        measure(args.url, args.kind, args.concurrency, args.seconds, args.warmup, args.images)
+        measure(
+            args.url,
+            args.kind,
+            args.concurrency,
+            args.seconds,
+            args.warmup,
+            args.images,
+            args.server_pid,
+        )
     )
     print(json.dumps(asdict(result)))
     return 0

@@ -1,0 +1,212 @@
+"""Measure the service against the raw model and a constant-answer server on this machine.
+
+Each round measures, in order: the SavedModel in process (the physical reference), the
+constant-answer BentoML server (what HTTP alone costs), then a freshly started service
+(cold start, memory, single-image and 1,000-image traffic). Every figure is the median
+over rounds of that figure, and every ratio the median of the per-round ratios to the
+reference measured in the same round. Writes ``reports/bench.md`` and ``bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from load import constant_service
+from load.launch import Server, free_port, running_service, start, stop, tree_rss
+from load.report import render_markdown, targets
+from mnist_core.modeldir import latest_version_dir
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how often to measure."""
+
+    rounds: int
+    seconds: float
+    warmup: float
+    model_seconds: float
+    concurrency: tuple[int, ...]
+    batch_images: int
+    batch_concurrency: int
+    workers: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Plan:
+        quick = args.quick
+        return cls(
+            rounds=args.rounds or (1 if quick else 3),
+            seconds=args.seconds or (2.0 if quick else 10.0),
+            warmup=args.warmup if args.warmup is not None else (0.5 if quick else 2.0),
+            model_seconds=args.model_seconds or (0.5 if quick else 3.0),
+            concurrency=tuple(int(c) for c in args.concurrency.split(",")),
+            batch_images=args.batch_images,
+            batch_concurrency=args.batch_concurrency,
+            workers=args.workers or _default_workers(),
+        )
+
+
+def _default_workers() -> int:
+    from service.config import ServiceSettings
+
+    return ServiceSettings().workers
+
+
+def run_child(module: str, *args: str, timeout: float = 600) -> dict[str, Any]:
+    """Run ``python -m module args`` and parse the JSON of its last output line."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    data: dict[str, Any] = json.loads(lines[-1])
+    return data
+
+
+def load_window(server: Server, plan: Plan, kind: str, concurrency: int) -> dict[str, Any]:
+    """One loadgen run in its own process; it also reads the server tree's CPU use."""
+    args = ["--url", server.url, "--kind", kind, "--concurrency", str(concurrency)]
+    args += ["--seconds", str(plan.seconds), "--warmup", str(plan.warmup)]
+    args += ["--images", str(plan.batch_images), "--server-pid", str(server.pid)]
+    result = run_child("load.loadgen", *args)
+    if result["errors"]:
+        print(f"  ! {result['errors']} errors, first: {result['first_error']}", flush=True)
+    return result
+
+
+def memory(server: Server, workers: int) -> dict[str, Any]:
+    rss = tree_rss(server.pid)
+    total = sum(rss.values())
+    return {
+        "processes": len(rss),
+        "total_mb": total / MB,
+        "per_worker_mb": total / MB / workers,
+        "largest_process_mb": max(rss.values()) / MB,
+    }
+
+
+@contextmanager
+def constant_server(plan: Plan, log_dir: Path) -> Iterator[Server]:
+    port = free_port()
+    server = start(
+        constant_service.command(port, plan.workers),
+        port=port,
+        log_path=log_dir / "bench-constant-server.log",
+    )
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
+def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    print("  model in process", flush=True)
+    model = run_child(
+        "load.model_speed",
+        "--model-dir",
+        str(model_dir),
+        "--seconds",
+        str(plan.model_seconds),
+    )
+    out["model"] = model["images_per_s"]
+
+    print("  constant-answer server", flush=True)
+    with constant_server(plan, log_dir) as server:
+        out["constant"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
+
+    print("  service", flush=True)
+    env = {"MNIST_WORKERS": str(plan.workers)}
+    log_path = log_dir / "bench-server.log"
+    with running_service(model_dir, env=env, log_path=log_path) as server:
+        out["cold_start_s"] = server.ready_seconds
+        run_child(
+            "load.loadgen",
+            *("--url", server.url, "--kind", "single", "--concurrency", "8"),
+            *("--seconds", "1", "--warmup", "0"),
+        )
+        out["memory_warm"] = memory(server, plan.workers)
+        out["single"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
+        out["json"] = load_window(server, plan, "json", plan.batch_concurrency)
+        out["npy"] = load_window(server, plan, "npy", plan.batch_concurrency)
+        out["memory_loaded"] = memory(server, plan.workers)
+    return out
+
+
+def median_of(rounds: list[dict[str, Any]], pick: Callable[[dict[str, Any]], float]) -> float:
+    return statistics.median(pick(r) for r in rounds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m load.bench", description=__doc__)
+    add = parser.add_argument
+    add("--quick", action="store_true", help="one short round, to try the harness out")
+    add("--rounds", type=int, help="rounds to take medians over (default 3, quick 1)")
+    add("--seconds", type=float, help="measured seconds per load window (default 10)")
+    add("--warmup", type=float, help="unmeasured seconds before each window (default 2)")
+    add("--model-seconds", type=float, help="seconds per in-process batch size (default 3)")
+    add("--concurrency", default="1,8,32", help="single-image clients (default: %(default)s)")
+    add("--batch-images", type=int, default=1000, help="images per batch request")
+    add("--batch-concurrency", type=int, default=4, help="clients sending batch requests")
+    add("--workers", type=int, help="service workers (default: the service's own default)")
+    add(
+        "--model-dir",
+        type=Path,
+        default=Path(os.environ.get("MNIST_MODEL_DIR", "models/mnist")),
+        help="model root (default: %(default)s)",
+    )
+    add("--reports", type=Path, default=Path("reports"), help="output folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if latest_version_dir(args.model_dir) is None:
+        print(f"bench: no model version under {args.model_dir}: run `make train`", file=sys.stderr)
+        return 2
+    if not os.environ.get("MNIST_DATA_DIR"):
+        print("bench: MNIST_DATA_DIR must point at the MNIST IDX files", file=sys.stderr)
+        return 2
+    plan = Plan.from_args(args)
+    args.reports.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    rounds = []
+    for index in range(plan.rounds):
+        print(f"round {index + 1} of {plan.rounds}", flush=True)
+        rounds.append(measure_round(plan, args.model_dir, args.reports))
+    result = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "plan": asdict(plan),
+        "rounds": rounds,
+    }
+    result["targets"] = targets(rounds, plan)
+    (args.reports / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    markdown = render_markdown(result, rounds, plan)
+    (args.reports / "bench.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
