@@ -60,6 +60,8 @@ def _serve(settings: ServiceSettings, run_dir: Path) -> int:
     # BentoML wipes its Prometheus directory on start; a private one keeps two servers on
     # one machine (tests, a benchmark beside a dev server) from erasing each other's series.
     BentoMLContainer.prometheus_multiproc_dir.set(str(run_dir / "prometheus"))
+    # Likewise the async-job result store: BentoML deletes and recreates it on every start.
+    os.environ["BENTOML_RESULT_STORE"] = str(run_dir / "tasks.db")
     SERVICE.config["workers"] = settings.workers
 
     stop = threading.Event()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 from starlette.responses import Response
 
 from batch.output import FORMATS, Format, format_rows, header
@@ -31,9 +31,17 @@ from batch.scores import pad_single
 from mnist_core.errors import DataFileError, InputError
 from mnist_core.sources import Chunk, ImageSource, open_source
 
+from .batching import Batcher
+from .errors import not_ready, reject
+from .model import ModelInfo
+
 Predict = Callable[[np.ndarray], Awaitable[tuple[np.ndarray, np.ndarray]]]
 CHUNK_IMAGES = 1000
 MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+
+
+class JobRows(RootModel[str]):
+    """The job's rows as ``mnist-batch`` writes them: CSV, or JSON Lines on request."""
 
 
 class JobUpload(BaseModel):
@@ -96,7 +104,7 @@ async def score_source(
 
 
 async def run_job(upload: Any, fmt_value: object, predict: Predict, model_version: int) -> Response:
-    """The task's answer: the scored rows, or ``InputError`` for a file we cannot read."""
+    """The scored rows of an uploaded file; ``InputError`` for a file we cannot read."""
     fmt = _format(fmt_value)
     with tempfile.TemporaryDirectory(prefix="mnist-job-") as tmp:
         path = await asyncio.to_thread(_saved_upload, upload, Path(tmp))
@@ -110,3 +118,15 @@ async def run_job(upload: Any, fmt_value: object, predict: Predict, model_versio
             message = f"{name}: {exc.problem}"
             raise InputError(message, reason="invalid_file", field="file") from None
     return Response(text, media_type=MEDIA_TYPES[fmt])
+
+
+async def run(
+    batcher: Batcher | None, info: ModelInfo | None, upload: Any, fmt: object
+) -> Response:
+    """The ``batch`` task's answer: rows, 503 while the model loads, 4xx for a bad file."""
+    if batcher is None or info is None:
+        return not_ready()
+    try:
+        return await run_job(upload, fmt, batcher.predict, info.version)
+    except InputError as exc:
+        return reject(exc)

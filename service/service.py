@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from mnist_core.errors import InputError
 
-from . import decoding
+from . import decoding, jobs
 from .batching import Batcher
 from .config import ServiceSettings
 from .errors import json_response, not_ready, reject
@@ -38,6 +38,7 @@ CONTENT_TYPES = {
     "/predict": JSON,
     "/predict_image": ("multipart/form-data",),
     "/predict_npy": ("multipart/form-data", "application/octet-stream", "application/x-npy"),
+    "/batch/submit": ("multipart/form-data",),
 }
 
 
@@ -126,6 +127,13 @@ class MnistService:
         )
         model = self.info.describe() if self.info is not None else None
         return {"model": model, "ready": self._ready.is_set(), "limits": limits}
+
+    @bentoml.task(  # type: ignore[untyped-decorator]
+        route="/batch", input_spec=jobs.JobUpload, output_spec=jobs.JobRows
+    )
+    async def batch(self, file: Any, format: str) -> Response:
+        """Async job: score an uploaded .npy or IDX file into mnist-batch's output rows."""
+        return await jobs.run(self.batcher, self.info, file, format)
 
     async def _answer(
         self, endpoint: str, batch: np.ndarray, started: float, names: list[str] | None = None
