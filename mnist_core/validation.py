@@ -8,6 +8,7 @@ nearest integer. Values in [0, 1] are *not* rescaled: they are nearly black pixe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -155,3 +156,69 @@ def _flatten(image: object, index: int) -> Sequence[object]:
         reason="invalid_shape",
         index=index,
     )
+
+
+_JSON_PREFIX = re.compile(rb'\s*\{\s*"images"\s*:\s*')
+_OPEN, _CLOSE, _COMMA, _NUMBER = 0, 1, 2, 3
+
+
+def fast_json_images(body: bytes) -> np.ndarray | None:
+    """``uint8 [N, 28, 28]`` straight from the bytes of a plain ``{"images": [...]}`` body.
+
+    Parsing JSON into Python lists and converting those costs far more than the model
+    (about 45 ms per 1,000 images). This reads the common case with vectorised NumPy
+    instead: only the key ``"images"``, integers 0..255 without leading zeros, every
+    image in the same form (all 28x28 or all flat). The sequence of brackets, commas and
+    numbers must match that form exactly. Anything else (floats, signs, other keys,
+    strings, a mix of forms, a bad value) returns None, and the caller takes the general
+    path, which also names the problem.
+    """
+    prefix = _JSON_PREFIX.match(body)
+    if prefix is None:
+        return None
+    end = len(body.rstrip())
+    if end == 0 or body[end - 1] != ord("}"):
+        return None
+    end = len(body[: end - 1].rstrip())
+    chars = np.frombuffer(body, dtype=np.uint8, count=end - prefix.end(), offset=prefix.end())
+    digits = chars - np.uint8(48)  # wraps around for non-digits, so digit <=> value < 10
+    is_digit = digits < 10
+    is_open, is_close, is_comma = chars == ord("["), chars == ord("]"), chars == ord(",")
+    is_space = (chars == ord(" ")) | (chars == ord("\n")) | (chars == ord("\r")) | (chars == 9)
+    if not (is_digit | is_open | is_close | is_comma | is_space).all():
+        return None
+    before = np.concatenate(([False], is_digit[:-1]))
+    after = np.concatenate((is_digit[1:], [False]))
+    starts = np.flatnonzero(is_digit & ~before)
+    ends = np.flatnonzero(is_digit & ~after)
+    if starts.size == 0 or starts.size % PIXELS:
+        return None
+    lengths = ends - starts + 1
+    if lengths.max() > 3 or ((lengths > 1) & (digits[starts] == 0)).any():
+        return None
+    values = digits[ends].astype(np.int16)
+    two = lengths >= 2
+    values[two] += 10 * digits[ends[two] - 1]
+    three = lengths == 3
+    values[three] += 100 * digits[ends[three] - 2]
+    if values.max() > 255:
+        return None
+    tokens = np.full(chars.shape, -1, dtype=np.int8)
+    tokens[is_open], tokens[is_close], tokens[is_comma] = _OPEN, _CLOSE, _COMMA
+    tokens[starts] = _NUMBER
+    tokens = tokens[tokens >= 0]
+    count = starts.size // PIXELS
+    if not any(np.array_equal(tokens, _expected_tokens(count, nested)) for nested in (True, False)):
+        return None
+    return values.astype(np.uint8).reshape(count, SIDE, SIDE)
+
+
+def _expected_tokens(count: int, nested: bool) -> np.ndarray:
+    """The bracket/comma/number sequence of ``count`` images, all nested or all flat."""
+
+    def listed(item: list[int], times: int) -> list[int]:
+        return [_OPEN, *([*item, _COMMA] * (times - 1)), *item, _CLOSE]
+
+    image = listed(listed([_NUMBER], SIDE), SIDE) if nested else listed([_NUMBER], PIXELS)
+    body = np.tile(np.array([*image, _COMMA], dtype=np.int8), count)
+    return np.concatenate(([_OPEN], body[:-1], [_CLOSE])).astype(np.int8)

@@ -9,13 +9,17 @@ import orjson
 
 from mnist_core.errors import InputError
 from mnist_core.npy import images_from_npy
-from mnist_core.validation import check_count, images_from_json
+from mnist_core.validation import check_count, fast_json_images, images_from_json
 
 from .schemas import RawFiles
 
 
 def json_images(body: bytes, *, max_images: int) -> np.ndarray:
     """``{"images": [...]}`` as a batch."""
+    batch = fast_json_images(body)
+    if batch is not None:
+        check_count(len(batch), max_images)
+        return batch
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -17,7 +17,10 @@ from typing import Any
 
 import bentoml
 import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from mnist_core.errors import InputError
 
@@ -43,13 +46,19 @@ CONTENT_TYPES = {
 
 
 class _Served:
-    """The model version this worker process serves, for the response header."""
+    """This worker process's service instance, for the routes BentoML does not route."""
 
-    version: int | None = None
+    service: MnistService | None = None
 
 
 def _served_version() -> int | None:
-    return _Served.version
+    service = _Served.service
+    return service.info.version if service is not None and service.info is not None else None
+
+
+async def _get_metadata(_: Request) -> Response:
+    service = _Served.service
+    return not_ready() if service is None else json_response(service.describe())
 
 
 @bentoml.service(name="mnist", traffic={"timeout": 60})
@@ -62,6 +71,7 @@ class MnistService:
         self.info: ModelInfo | None = None
         self.batcher: Batcher | None = None
         self._ready = threading.Event()
+        _Served.service = self
         threading.Thread(target=self._load, name="mnist-model-load", daemon=True).start()
 
     def _load(self) -> None:
@@ -79,7 +89,6 @@ class MnistService:
         self.metrics.model_info.labels(
             version=str(info.version), implementation=info.implementation
         ).set(1)
-        _Served.version = info.version
         self._ready.set()
 
     def __is_ready__(self) -> bool:
@@ -121,7 +130,12 @@ class MnistService:
 
     @bentoml.api(route="/metadata")  # type: ignore[untyped-decorator]
     def metadata(self) -> dict[str, Any]:
-        """The served model (name, version, implementation, test accuracy) and the limits."""
+        """The served model (name, version, implementation, test accuracy) and the limits.
+
+        ``GET /metadata`` answers the same."""
+        return self.describe()
+
+    def describe(self) -> dict[str, Any]:
         limits = self.settings.model_dump(
             include={"max_images", "max_batch_images", "max_body_bytes", "max_image_pixels"}
         )
@@ -168,6 +182,8 @@ class MnistService:
 SERVICE: bentoml.Service[Any] = MnistService
 """The decorated service (mypy sees the bare class through BentoML's decorator)."""
 SERVICE.add_asgi_middleware(HttpGuard, content_types=CONTENT_TYPES, model_version=_served_version)
+# BentoML routes APIs for POST only; metadata is also a plain GET.
+SERVICE.mount_asgi_app(Starlette(routes=[Route("/metadata", _get_metadata, methods=["GET"])]))
 
 
 def _die(message: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from promtext import scrape_metrics, total
 
 from mnist_core.modeldir import latest_version_dir
 
@@ -50,3 +52,58 @@ def test_predict_matches_saved_model(
     confidences = [p["confidence"] for p in predictions]
     np.testing.assert_allclose(confidences, probabilities.max(axis=1), rtol=0, atol=1e-6)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_concurrent_single_images_are_merged(
+    service_url: str, mnist_test_set: tuple[np.ndarray, np.ndarray], in_process
+) -> None:
+    images = mnist_test_set[0][:200]
+    before = scrape_metrics(service_url)
+
+    async def send_all() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(f"{service_url}/predict", json={"images": [image.tolist()]})
+                    for image in images
+                )
+            )
+
+    responses = asyncio.run(send_all())
+    after = scrape_metrics(service_url)
+    assert [r.status_code for r in responses] == [200] * 200
+    probabilities, labels = in_process(images)
+    got = np.array([r.json()["predictions"][0]["probabilities"] for r in responses])
+    np.testing.assert_allclose(got, probabilities, rtol=0, atol=1e-6)
+    assert [r.json()["predictions"][0]["label"] for r in responses] == labels.tolist()
+
+    def delta(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    calls = delta("mnist_batch_images_count")
+    single_calls = delta("mnist_batch_images_bucket", le="1.0")
+    assert delta("mnist_batch_images_sum") == 200
+    assert calls < 200, "no two requests were merged into one model call"
+    assert calls - single_calls >= 1
+
+
+def test_request_larger_than_batch_limit_is_split(
+    service_url: str, mnist_test_set: tuple[np.ndarray, np.ndarray], in_process
+) -> None:
+    limit = int(httpx.get(f"{service_url}/metadata").json()["limits"]["max_batch_images"])
+    images = mnist_test_set[0][: limit * 2 + 5]
+    before = scrape_metrics(service_url)
+    response = httpx.post(f"{service_url}/predict", json={"images": images.tolist()}, timeout=60)
+    after = scrape_metrics(service_url)
+    assert response.status_code == 200, response.text
+    _, labels = in_process(images)
+    assert [p["label"] for p in response.json()["predictions"]] == labels.tolist()
+
+    def delta(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert delta("mnist_batch_images_sum") == len(images)
+    assert delta("mnist_batch_images_count") == 3
+    # Every call fell in the bucket bounded by the limit: none was larger.
+    assert delta("mnist_batch_images_bucket", le=f"{float(limit)}") == 3
