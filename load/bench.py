@@ -19,44 +19,37 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from load import constant_service
-from load.launch import Server, free_port, running_service, start, stop, tree_rss
-from load.report import render_markdown, targets
+from load.launch import (
+    Server,
+    constant_command,
+    free_port,
+    running_service,
+    start,
+    stop,
+    tree_rss,
+)
+from load.report import Plan, render_markdown, targets
 from mnist_core.modeldir import latest_version_dir
 
 MB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Plan:
-    """How long and how often to measure."""
-
-    rounds: int
-    seconds: float
-    warmup: float
-    model_seconds: float
-    concurrency: tuple[int, ...]
-    batch_images: int
-    batch_concurrency: int
-    workers: int
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Plan:
-        quick = args.quick
-        return cls(
-            rounds=args.rounds or (1 if quick else 3),
-            seconds=args.seconds or (2.0 if quick else 10.0),
-            warmup=args.warmup if args.warmup is not None else (0.5 if quick else 2.0),
-            model_seconds=args.model_seconds or (0.5 if quick else 3.0),
-            concurrency=tuple(int(c) for c in args.concurrency.split(",")),
-            batch_images=args.batch_images,
-            batch_concurrency=args.batch_concurrency,
-            workers=args.workers or _default_workers(),
-        )
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    quick = args.quick
+    return Plan(
+        rounds=args.rounds or (1 if quick else 3),
+        seconds=args.seconds or (2.0 if quick else 10.0),
+        warmup=args.warmup if args.warmup is not None else (0.5 if quick else 2.0),
+        model_seconds=args.model_seconds or (0.5 if quick else 3.0),
+        concurrency=tuple(int(c) for c in args.concurrency.split(",")),
+        batch_images=args.batch_images,
+        batch_concurrency=args.batch_concurrency,
+        workers=args.workers or _default_workers(),
+    )
 
 
 def _default_workers() -> int:
@@ -108,7 +101,7 @@ def memory(server: Server, workers: int) -> dict[str, Any]:
 def constant_server(plan: Plan, log_dir: Path) -> Iterator[Server]:
     port = free_port()
     server = start(
-        constant_service.command(port, plan.workers),
+        constant_command(port, plan.workers),
         port=port,
         log_path=log_dir / "bench-constant-server.log",
     )
@@ -186,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("MNIST_DATA_DIR"):
         print("bench: MNIST_DATA_DIR must point at the MNIST IDX files", file=sys.stderr)
         return 2
-    plan = Plan.from_args(args)
+    plan = plan_from_args(args)
     args.reports.mkdir(parents=True, exist_ok=True)
     started = time.time()
     rounds = []

@@ -6,7 +6,8 @@ calls a model, it returns one fixed, contract-shaped prediction. The service's
 single-image throughput is judged as a fraction of this server's, measured in the same
 benchmark round.
 
-Run: ``python -m load.constant_service --port 3100 --workers 2`` (ready when /readyz is 200).
+Run: ``python -m load.constant_service --port 3100 --workers 2`` (ready when /readyz is 200);
+:func:`load.launch.constant_command` builds that command.
 """
 
 from __future__ import annotations
@@ -45,12 +46,6 @@ class ConstantService:
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
     async def predict(self, images: RawBody) -> Response:
         return Response(ANSWER, media_type="application/json", headers=HEADERS)
-
-
-def command(port: int, workers: int) -> list[str]:
-    """The argv that starts this server, for :func:`load.launch.start`."""
-    module = "load.constant_service"
-    return [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
 
 
 def main(argv: list[str] | None = None) -> int:

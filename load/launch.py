@@ -65,6 +65,12 @@ def serve_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
 
 
+def constant_command(port: int, workers: int) -> list[str]:
+    """The constant-answer server of :mod:`load.constant_service` (imports BentoML: a child)."""
+    module = "load.constant_service"
+    return [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
+
+
 def _get_status(url: str, timeout: float) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:

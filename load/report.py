@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 Round = dict[str, Any]
 
@@ -14,9 +15,14 @@ REFERENCE_MODEL_1024 = 169_000.0
 JSON_TARGET_IMAGES_S = 25_000.0
 
 
-class PlanLike(Protocol):
+@dataclass(frozen=True)
+class Plan:
+    """How long and how often the benchmark measures."""
+
     rounds: int
     seconds: float
+    warmup: float
+    model_seconds: float
     concurrency: tuple[int, ...]
     batch_images: int
     batch_concurrency: int
@@ -27,7 +33,7 @@ def median(rounds: list[Round], pick: Callable[[Round], float]) -> float:
     return float(statistics.median(pick(r) for r in rounds))
 
 
-def _top(plan: PlanLike) -> str:
+def _top(plan: Plan) -> str:
     return str(max(plan.concurrency))
 
 
@@ -35,12 +41,13 @@ def _model_1024(r: Round) -> float:
     return float(r["model"]["1024"])
 
 
-def targets(rounds: list[Round], plan: PlanLike) -> list[dict[str, Any]]:
+def targets(rounds: list[Round], plan: Plan) -> list[dict[str, Any]]:
     """One entry per target: what was measured, the threshold, and whether it passed."""
     top = _top(plan)
     json_ratio = JSON_TARGET_IMAGES_S / REFERENCE_MODEL_1024
     rows = [
         {
+            "key": "single_ratio",
             "target": f"single image, {top} clients: >= 0.55 x constant-answer server",
             "measured": median(
                 rounds, lambda r: r["single"][top]["rps"] / r["constant"][top]["rps"]
@@ -49,12 +56,14 @@ def targets(rounds: list[Round], plan: PlanLike) -> list[dict[str, Any]]:
             "higher_is_better": True,
         },
         {
+            "key": "single_p99",
             "target": f"single image, {top} clients: p99 <= 50 ms",
             "measured": median(rounds, lambda r: r["single"][top]["p99_ms"]),
             "threshold": 50.0,
             "higher_is_better": False,
         },
         {
+            "key": "json",
             "target": f"{plan.batch_images}-image JSON: >= 25,000 images/s"
             f" (held as {json_ratio:.3f} x model at batch 1,024)",
             "measured": median(rounds, lambda r: r["json"]["images_per_s"] / _model_1024(r)),
@@ -62,18 +71,21 @@ def targets(rounds: list[Round], plan: PlanLike) -> list[dict[str, Any]]:
             "higher_is_better": True,
         },
         {
+            "key": "npy",
             "target": f"{plan.batch_images}-image .npy: >= 0.5 x model at batch 1,024",
             "measured": median(rounds, lambda r: r["npy"]["images_per_s"] / _model_1024(r)),
             "threshold": 0.5,
             "higher_is_better": True,
         },
         {
+            "key": "cold_start",
             "target": "cold start (process start to /readyz 200) <= 4 s",
             "measured": median(rounds, lambda r: r["cold_start_s"]),
             "threshold": 4.0,
             "higher_is_better": False,
         },
         {
+            "key": "memory",
             "target": "resident memory after load <= 600 MB per worker",
             "measured": median(rounds, lambda r: r["memory_loaded"]["per_worker_mb"]),
             "threshold": 600.0,
@@ -110,7 +122,7 @@ def _window_cells(rounds: list[Round], pick: Callable[[Round], dict[str, Any]]) 
 WINDOW_HEADER = "p50 ms | p99 ms | gen CPU | server CPU | other CPU |"
 
 
-def render_markdown(result: dict[str, Any], rounds: list[Round], plan: PlanLike) -> str:
+def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> str:
     lines = [
         "# Benchmark",
         "",

@@ -1,0 +1,177 @@
+"""The benchmark's parts against real servers: launcher, load generator, constant server.
+
+Windows are a fraction of a second: these tests show the harness measures what it says,
+not how fast anything is (that is ``make bench``'s table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import urllib.request
+
+import orjson
+import pytest
+
+from load.checks import check_predictions
+from load.launch import (
+    constant_command,
+    cpu_seconds,
+    free_port,
+    machine_busy_seconds,
+    process_tree,
+    start,
+    stop,
+    tree_rss,
+)
+from load.loadgen import LoadResult, measure
+from load.report import Plan, render_markdown, targets
+
+
+def test_process_tree_memory_and_cpu_come_from_proc() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        tree = process_tree(os.getpid())
+        assert tree[0] == os.getpid()
+        assert child.pid in tree
+        rss = tree_rss(os.getpid())
+        assert rss[os.getpid()] > 10 * 1024 * 1024
+        assert cpu_seconds(os.getpid()) > 0.0
+        assert machine_busy_seconds() > 0.0
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid not in process_tree(os.getpid())
+
+
+def _measure(url: str, kind: str, concurrency: int, server_pid: int | None) -> LoadResult:
+    return asyncio.run(
+        measure(url, kind, concurrency, seconds=0.5, warmup=0.1, images=200, server_pid=server_pid)
+    )
+
+
+@pytest.mark.parametrize(("kind", "concurrency", "images"), [("single", 4, 1), ("npy", 2, 200)])
+def test_loadgen_measures_a_real_service(
+    service: object, service_url: str, kind: str, concurrency: int, images: int
+) -> None:
+    pid = service.pid  # type: ignore[attr-defined]
+    result = _measure(service_url, kind, concurrency, pid)
+    assert result.errors == 0, result.first_error
+    assert result.requests > 0
+    assert result.images_per_request == images
+    assert result.images_per_s == pytest.approx(result.rps * images)
+    assert 0 < result.p50_ms <= result.p99_ms
+    assert 0 < result.generator_cpu < 1.5
+    assert result.server_cpu is not None and result.server_cpu > 0
+
+
+def test_loadgen_counts_errors_with_the_first_reason(service_url: str) -> None:
+    result = _measure(service_url + "/nowhere", "single", 2, None)
+    assert result.requests == 0
+    assert result.errors > 0
+    assert result.first_error is not None and result.first_error.startswith("HTTP 404")
+
+
+def test_constant_server_answers_within_the_contract() -> None:
+    port = free_port()
+    server = start(constant_command(port, workers=1), port=port, ready_timeout=90)
+    try:
+        request = urllib.request.Request(
+            server.url + "/predict",
+            data=orjson.dumps({"images": [[0] * 784]}),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            verdict = check_predictions(
+                response.status,
+                response.read(),
+                [7],
+                model_version_header=response.headers["X-Model-Version"],
+            )
+        assert verdict.correct == 1
+        assert server.ready_seconds is not None and server.ready_seconds > 0
+    finally:
+        stop(server)
+    assert server.process.returncode is not None
+    assert server.pid not in process_tree(os.getpid())
+
+
+PLAN = Plan(
+    rounds=2,
+    seconds=1.0,
+    warmup=0.1,
+    model_seconds=0.1,
+    concurrency=(1, 32),
+    batch_images=1000,
+    batch_concurrency=4,
+    workers=2,
+)
+
+
+def _window(rps: float, p99: float = 10.0, images: int = 1) -> dict[str, float | int | None]:
+    return {
+        "rps": rps,
+        "images_per_s": rps * images,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "generator_cpu": 0.2,
+        "server_cpu": 1.5,
+        "other_cpu": 0.1,
+        "errors": 0,
+    }
+
+
+def _round(single_32: float, npy: float) -> dict[str, object]:
+    memory = {
+        "processes": 3,
+        "total_mb": 1100.0,
+        "per_worker_mb": 550.0,
+        "largest_process_mb": 500.0,
+    }
+    return {
+        "model": {"1": 2000.0, "32": 50_000.0, "1024": 170_000.0},
+        "constant": {"1": _window(1000.0), "32": _window(2000.0)},
+        "single": {"1": _window(500.0), "32": _window(single_32, p99=40.0)},
+        "json": _window(30.0, p99=300.0, images=1000),
+        "npy": _window(npy, p99=100.0, images=1000),
+        "cold_start_s": 3.5,
+        "memory_warm": memory,
+        "memory_loaded": memory,
+    }
+
+
+def test_targets_judge_medians_of_per_round_ratios() -> None:
+    # single-image ratios 0.6 and 0.5 (median 0.55: pass); .npy ratios 0.47 and 0.53 (0.5).
+    rounds = [_round(1200.0, 80.0), _round(1000.0, 90.0)]
+    verdicts = {t["key"]: t for t in targets(rounds, PLAN)}
+    single = verdicts["single_ratio"]
+    assert single["measured"] == pytest.approx(0.55)
+    assert single["passed"]
+    npy = verdicts["npy"]
+    assert npy["measured"] == pytest.approx(0.5)
+    assert npy["passed"]
+    json_row = verdicts["json"]
+    assert json_row["measured"] == pytest.approx(30_000 / 170_000)
+    assert json_row["passed"]
+
+    slow = [_round(900.0, 40.0), _round(900.0, 40.0)]
+    failed = {t["key"] for t in targets(slow, PLAN) if not t["passed"]}
+    assert failed == {"single_ratio", "npy"}
+
+
+def test_markdown_table_shows_every_figure_and_verdict() -> None:
+    rounds = [_round(1200.0, 80.0), _round(900.0, 40.0)]
+    result = {
+        "started": "2026-01-01 10:00:00",
+        "machine": {"cpus": 2},
+        "targets": targets(rounds, PLAN),
+    }
+    text = render_markdown(result, rounds, PLAN)
+    for heading in ("Reference", "Constant-answer", "single-image", "1000-image", "memory"):
+        assert heading in text
+    assert "| 1024 | 170,000 |" in text
+    assert "| 32 | 2,000 |" in text  # the constant server at 32 clients
+    assert "| cold start, process start to /readyz 200 | 3.50 s |" in text
+    assert "FAIL" in text and "pass" in text
