@@ -38,11 +38,13 @@ lint: setup
 
 # Locust, headless, against a fresh service unless URL=... is given (see README).
 load: setup
-	$(BIN)/python -m load.run $(LOAD_ARGS)
+	@if [ -z "$(URL)" ] && ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
+	$(BIN)/python -m load.run --model-dir $(MODEL_DIR) $(if $(URL),--url $(URL)) $(LOAD_ARGS)
 
 # The benchmark harness: writes reports/bench.md and reports/bench.json.
 bench: setup
-	$(BIN)/python -m load.bench $(BENCH_ARGS)
+	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
+	$(BIN)/python -m load.bench --model-dir $(MODEL_DIR) $(BENCH_ARGS)
 
 format: setup
 	$(BIN)/ruff format .

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from load.launch import LaunchError, running_service
+from load.payloads import load_test_images
+from mnist_core.errors import DataFileError
 from mnist_core.modeldir import latest_version_dir
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -150,6 +152,11 @@ def run_locust(args: argparse.Namespace, url: str, reports: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        load_test_images()  # the users' payloads: fail here rather than in every Locust user
+    except DataFileError as exc:
+        print(f"load: {exc}", file=sys.stderr)
+        return 2
     reports: Path = args.reports
     reports.mkdir(parents=True, exist_ok=True)
     started = time.time()
