@@ -63,7 +63,7 @@ def _predict_requests(url: str, images: np.ndarray) -> None:
 
 def _bad_request(url: str) -> None:
     """A client mistake, so the error and rejection series have something to show."""
-    response = httpx.post(f"{url}/predict", json={"images": [[300] * 784]}, timeout=30)
+    response = httpx.post(f"{url}/predict", json={"images": [[0] * 783]}, timeout=30)
     assert response.status_code == 400, response.text
 
 
