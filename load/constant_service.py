@@ -73,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    server = serve_http(service, host=args.host, port=args.port, threaded=True)
+    # After serve_http: circus installs signal handlers of its own while it starts, which
+    # stop the workers but would leave this process waiting forever.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    server = serve_http(service, host=args.host, port=args.port, threaded=True)
     try:
         stop.wait()
     finally:

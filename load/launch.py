@@ -37,6 +37,7 @@ class Server:
     log_path: Path
     started_at: float = field(default_factory=time.perf_counter)
     ready_seconds: float | None = None
+    temporary_log: bool = False
 
     @property
     def pid(self) -> int:
@@ -91,6 +92,7 @@ def start(
     log_path: Path | None = None,
 ) -> Server:
     """Run ``command`` with ``env`` added to ours; return once ``/readyz`` answers 200."""
+    temporary_log = log_path is None
     if log_path is None:
         handle, name = tempfile.mkstemp(prefix="mnist-server-", suffix=".log")
         os.close(handle)
@@ -106,7 +108,13 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path, started_at=started)
+    server = Server(
+        process,
+        f"http://127.0.0.1:{port}",
+        log_path,
+        started_at=started,
+        temporary_log=temporary_log,
+    )
     try:
         wait_ready(server, ready_timeout)
     except BaseException:
@@ -130,7 +138,7 @@ def wait_ready(server: Server, timeout: float) -> None:
     raise LaunchError(f"server not ready after {timeout:.0f} s:\n" + server.log_tail())
 
 
-def stop(server: Server, timeout: float = 20.0) -> None:
+def stop(server: Server, timeout: float = 10.0) -> None:
     """SIGTERM the server's process group, then SIGKILL whatever is left of it."""
     if server.process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -142,6 +150,8 @@ def stop(server: Server, timeout: float = 20.0) -> None:
         os.killpg(server.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.process.wait(5.0)
+    if server.temporary_log:
+        server.log_path.unlink(missing_ok=True)
 
 
 def service_env(
