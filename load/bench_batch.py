@@ -5,8 +5,9 @@
 Each round times, in this order: the in-process SavedModel alone (the physical
 reference: model calls of ``--chunk-size`` images, nothing else), a whole ``--local``
 job, and whole jobs through a freshly started ``mnist-serve`` with ``.npy`` and with
-JSON bodies, after one untimed warm-up of each. A job is timed from its first read to its renamed output (reading the
-gzipped IDX file, scoring, formatting, fsyncing), with the model already loaded. The
+JSON bodies, after one untimed warm-up of each. A job is timed from its first read to
+its renamed output (reading the gzipped IDX file, scoring, formatting, fsyncing), with
+the model already loaded. The
 table shows medians over the rounds and ratios to ``--local`` measured in the same run;
 the target is server (binary) >= 0.5 x ``--local``. Every job's output must be
 byte-identical to the first ``--local`` one, or the benchmark fails.
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 paths[f"mnist-batch --url, {name}"] = lambda o, make=make: run_job(  # type: ignore[misc]
                     images, o, make(), args.chunk_size, args.concurrency
                 )
-            for name, measure in paths.items():  # warm-up: first model calls, connections
+            for measure in paths.values():  # warm-up: first model calls, connections
                 measure(out / "warm-up.csv")
             for _ in range(args.runs):
                 for name, measure in paths.items():
