@@ -19,12 +19,28 @@ SERVICES = {"trainer", "api", "prometheus", "grafana", "locust-master", "locust-
 
 
 def _volumes(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """target -> (source, mode) of a service's mounts, as docker-compose prints them."""
+    """target -> (source, mode) of a service's mounts, in either form docker-compose prints."""
     mounts: dict[str, tuple[str, str]] = {}
     for spec in service.get("volumes", []):
-        source, target, *mode = spec.split(":")
-        mounts[target] = (source, mode[0] if mode else "rw")
+        if isinstance(spec, dict):  # Compose v2 prints the long syntax
+            mode = "ro" if spec.get("read_only") else "rw"
+            mounts[spec["target"]] = (spec["source"], mode)
+        else:
+            source, target, *mode = spec.split(":")
+            mounts[target] = (source, mode[0] if mode else "rw")
     return mounts
+
+
+def _ports(service: dict[str, Any]) -> list[tuple[int, int | None]]:
+    """(container port, host port or None when Docker picks it) of each published port."""
+    return [
+        (int(p["target"]), int(p["published"]) if p.get("published") else None)
+        for p in service.get("ports", [])
+    ]
+
+
+def _conditions(service: dict[str, Any]) -> dict[str, str]:
+    return {name: rule["condition"] for name, rule in service.get("depends_on", {}).items()}
 
 
 def _unescape(command: str) -> str:
@@ -49,14 +65,12 @@ def test_missing_data_dir_fails_fast_with_a_reason(docker_compose: str) -> None:
 def test_services_start_in_order(compose_config: dict[str, Any]) -> None:
     services = compose_config["services"]
     assert set(services) == SERVICES
-    assert services["api"]["depends_on"] == {
-        "trainer": {"condition": "service_completed_successfully"}
-    }
-    assert services["grafana"]["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
-    assert services["locust-master"]["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert _conditions(services["api"]) == {"trainer": "service_completed_successfully"}
+    assert _conditions(services["grafana"]) == {"prometheus": "service_healthy"}
+    assert _conditions(services["locust-master"]) == {"api": "service_healthy"}
     for name, service in services.items():
-        for dependency, rule in service.get("depends_on", {}).items():
-            if rule["condition"] == "service_healthy":
+        for dependency, condition in _conditions(service).items():
+            if condition == "service_healthy":
                 assert "healthcheck" in services[dependency], f"{name} waits on {dependency}"
 
 
@@ -105,16 +119,16 @@ def test_monitoring_reads_the_repo_configs(compose_config: dict[str, Any]) -> No
     assert Path(dashboards, Path(home).relative_to("/etc/grafana/dashboards")).is_file()
     sources = yaml.safe_load(Path(provisioning, "datasources/prometheus.yml").read_text())
     assert [s["url"] for s in sources["datasources"]] == ["http://prometheus:9090"]
-    assert {"target": 9090, "published": 9090} in services["prometheus"]["ports"]
+    assert _ports(services["prometheus"]) == [(9090, 9090)]
 
 
 def test_api_scales_when_the_host_port_is_left_to_docker(
     docker_compose: str, compose_env: dict[str, str], compose_config: dict[str, Any]
 ) -> None:
-    assert compose_config["services"]["api"]["ports"] == [{"target": 3000, "published": 3000}]
+    assert _ports(compose_config["services"]["api"]) == [(3000, 3000)]
     result = compose(docker_compose, "config", env={**compose_env, "API_PORTS": "3000"})
     assert result.returncode == 0, result.stderr
-    assert yaml.safe_load(result.stdout)["services"]["api"]["ports"] == [{"target": 3000}]
+    assert _ports(yaml.safe_load(result.stdout)["services"]["api"]) == [(3000, None)]
 
 
 def test_locust_commands_load_the_locustfile(compose_config: dict[str, Any]) -> None:
