@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tomllib
-from importlib.metadata import version
+from importlib.metadata import requires, version
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,35 @@ def test_image_gets_the_versions_the_tests_run_on() -> None:
         assert name in pins, f"{name} has no pin in constraints.txt"
         assert requirement.specifier.contains(pins[name]), (spec, pins[name])
         assert version(name) == pins[name], f"{name}: installed {version(name)}, pinned"
+
+
+def _closure(specs: list[str]) -> dict[str, str]:
+    """Installed distributions the given requirements pull in, transitively: name -> version."""
+    found: dict[str, str] = {}
+    pending = [Requirement(spec) for spec in specs]
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if name in found:
+            continue
+        found[name] = version(name)
+        for dependency in requires(name) or []:
+            parsed = Requirement(dependency)
+            if parsed.marker is None or parsed.marker.evaluate({"extra": ""}):
+                pending.append(parsed)
+    return found
+
+
+def test_every_package_of_the_image_is_pinned() -> None:
+    """The runtime closure, not only the direct dependencies, installs the pinned versions."""
+    pins = _pins()
+    closure = _closure(PYPROJECT["project"]["dependencies"])
+    assert len(closure) > len(PYPROJECT["project"]["dependencies"])
+    # Installer tooling that `pip freeze` leaves out of constraints.txt; a Python 3.11
+    # venv brings its own setuptools, and wheel only matters to packages' build steps.
+    tooling = {"pip", "setuptools", "wheel"}
+    unpinned = {n: v for n, v in closure.items() if pins.get(n) != v and n not in tooling}
+    assert not unpinned, f"installed, but not pinned to that version: {unpinned}"
 
 
 def test_final_image_runs_as_a_non_root_user_with_only_the_venv() -> None:
