@@ -14,9 +14,9 @@ from typing import IO
 
 import numpy as np
 
+from .chunks import PIXELS, Chunk, ImageSource, as_uint8_images
 from .errors import DataFileError
 
-PIXELS = 28 * 28
 Lines = list[tuple[int, str]]
 
 
@@ -136,3 +136,21 @@ def parse_csv_rows(
         raise DataFileError(path, f"line {number}: label {labels[bad[0]]:g} is not a digit 0..9")
     pixels = np.delete(table, layout.label_column, axis=1)
     return pixels, labels.astype(np.int64)
+
+
+class CsvSource(ImageSource):
+    """CSV rows of 784 pixels, with an optional label column, streamed line by line."""
+
+    def __init__(self, path: Path) -> None:
+        self._layout: CsvLayout = sniff_csv(path)
+        super().__init__(path, self._layout.rows)
+
+    @property
+    def has_labels(self) -> bool:
+        return self._layout.label_column is not None
+
+    def chunks(self, start: int, size: int) -> Iterator[Chunk]:
+        self._check_range(start, size)
+        for lo, lines in self._layout.batches(path=self.path, start=start, size=size):
+            pixels, labels = parse_csv_rows(lines, self._layout, self.path)
+            yield Chunk(lo, as_uint8_images(pixels, lo, self.path), labels)
