@@ -43,14 +43,15 @@ def _wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_S) -> A
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-def _samples(url: str) -> dict[str, float]:
-    """``/metrics`` of the service: sample name -> value summed over labels."""
+def _scraped_total(url: str, name: str, **labels: str) -> float:
+    """Sum of the service's ``/metrics`` samples called ``name`` that carry ``labels``."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def _predict_requests(url: str, images: np.ndarray) -> None:
@@ -212,10 +213,14 @@ def test_prometheus_scrapes_the_service_and_stores_the_traffic(
     )
     # Nothing else talks to the server meanwhile: what it says now is what Prometheus
     # must come to hold, before and after the traffic.
-    truth = _samples(service_url)
     before = {
-        predictions: truth["mnist_predictions_total"],
-        latency: _ok_predict_count(service_url),
+        predictions: _scraped_total(service_url, "mnist_predictions_total"),
+        latency: _scraped_total(
+            service_url,
+            "bentoml_service_request_duration_seconds_count",
+            endpoint="/predict",
+            http_response_code="200",
+        ),
     }
     assert before[predictions] >= len(traffic_sent)
     for expr, expected in before.items():
@@ -233,20 +238,6 @@ def test_prometheus_scrapes_the_service_and_stores_the_traffic(
     # The histogram is stored whole: its +Inf bucket agrees with its count.
     inf_bucket = latency.replace("_count{", '_bucket{le="+Inf", ')
     assert prometheus.value(inf_bucket) == after[latency]
-
-
-def _ok_predict_count(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if (
-                sample.name == "bentoml_service_request_duration_seconds_count"
-                and sample.labels.get("endpoint") == "/predict"
-                and sample.labels.get("http_response_code") == "200"
-            ):
-                total += sample.value
-    return total
 
 
 def test_every_dashboard_query_returns_data(
