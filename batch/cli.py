@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DataFileError, ResumeError) as exc:
         print(f"mnist-batch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        print(f"mnist-batch: error: cannot write {args.output}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if journal.resumed_from:
         print(
             f"mnist-batch: resuming {journal.partial} at row {journal.resumed_from} "
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataFileError as exc:
         status = EXIT_USAGE
         print(f"mnist-batch: error: {exc}", file=sys.stderr)
-    except (BatchError, MnistError) as exc:
+    except (BatchError, MnistError, OSError) as exc:
         status = EXIT_FAILED
         print(
             f"mnist-batch: error: {exc}\nmnist-batch: {journal.progress.rows} of {source.count}"
