@@ -9,6 +9,7 @@ the versions the test suite runs on.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tomllib
 from importlib.metadata import requires, version
@@ -74,6 +75,9 @@ def test_dependencies_are_installed_before_the_code_is_copied() -> None:
     dependency_step = build[installs[0]][1]
     assert copies[0] < installs[0] < copies[1]
     assert "pip install -c constraints.txt -r requirements.txt" in dependency_step
+    # `make setup` (which .ci/run calls) installs under the same constraints file.
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"pip install .*-c constraints\.txt", makefile)
     assert "--no-deps" in build[installs[1]][1]
     assert installs[1] > copies[-1]
 
