@@ -132,6 +132,7 @@ def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
     log_path = log_dir / "bench-server.log"
     with running_service(model_dir, env=env, log_path=log_path) as server:
         out["cold_start_s"] = server.ready_seconds
+        out["serving_s"] = server.serving_seconds
         run_child(
             "load.loadgen",
             *("--url", server.url, "--kind", "single", "--concurrency", "8"),

@@ -22,6 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 READY_PATH = "/readyz"
+PROBE_PATH = "/predict"
+PROBE_BODY = b'{"images": [[' + b",".join([b"0"] * 784) + b"]]}"
+# Each worker answers /readyz for itself, so the first 200 says one worker is ready. Fresh
+# connections spread over the workers: this many successes in a row means all serve.
+SERVING_PROBES = 16
 
 
 class LaunchError(RuntimeError):
@@ -37,6 +42,9 @@ class Server:
     log_path: Path
     started_at: float = field(default_factory=time.perf_counter)
     ready_seconds: float | None = None
+    """Process start to the first ``/readyz`` 200."""
+    serving_seconds: float | None = None
+    """Process start until every worker answered predictions (see :func:`wait_serving`)."""
     temporary_log: bool = False
 
     @property
@@ -72,9 +80,12 @@ def constant_command(port: int, workers: int) -> list[str]:
     return [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
 
 
-def _get_status(url: str, timeout: float) -> int | None:
+def _get_status(url: str, timeout: float, body: bytes | None = None) -> int | None:
+    """Status of a GET (or a JSON POST of ``body``) on a new connection; None if refused."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    request = urllib.request.Request(url, data=body, headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             status: int = response.status
             return status
     except urllib.error.HTTPError as exc:
@@ -117,6 +128,7 @@ def start(
     )
     try:
         wait_ready(server, ready_timeout)
+        wait_serving(server, ready_timeout)
     except BaseException:
         stop(server)
         raise
@@ -136,6 +148,27 @@ def wait_ready(server: Server, timeout: float) -> None:
             return
         time.sleep(0.02)
     raise LaunchError(f"server not ready after {timeout:.0f} s:\n" + server.log_tail())
+
+
+def wait_serving(server: Server, timeout: float) -> None:
+    """Wait until ``SERVING_PROBES`` predictions in a row, each on a new connection, got 200."""
+    deadline = server.started_at + timeout
+    in_a_row = 0
+    while time.perf_counter() < deadline:
+        if server.process.poll() is not None:
+            raise LaunchError(
+                f"server exited with code {server.process.returncode} while starting:\n"
+                + server.log_tail()
+            )
+        if _get_status(server.url + PROBE_PATH, timeout=5.0, body=PROBE_BODY) == 200:
+            in_a_row += 1
+            if in_a_row == SERVING_PROBES:
+                server.serving_seconds = time.perf_counter() - server.started_at
+                return
+        else:
+            in_a_row = 0
+            time.sleep(0.02)
+    raise LaunchError(f"not every worker serving after {timeout:.0f} s:\n" + server.log_tail())
 
 
 def stop(server: Server, timeout: float = 10.0) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from load.launch import SERVING_PROBES
+
 Round = dict[str, Any]
 
 # The targets were set on a machine where the SavedModel did 169,000 images/s at batch
@@ -79,8 +81,8 @@ def targets(rounds: list[Round], plan: Plan) -> list[dict[str, Any]]:
         },
         {
             "key": "cold_start",
-            "target": "cold start (process start to /readyz 200) <= 4 s",
-            "measured": median(rounds, lambda r: r["cold_start_s"]),
+            "target": "cold start <= 4 s (process start until every worker serves)",
+            "measured": median(rounds, lambda r: r["serving_s"]),
             "threshold": 4.0,
             "higher_is_better": False,
         },
@@ -186,8 +188,15 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
         "|---|---|",
         _row(
             [
-                "cold start, process start to /readyz 200",
+                "cold start, process start to the first /readyz 200",
                 _n(median(rounds, lambda r: r["cold_start_s"]), 2) + " s",
+            ]
+        ),
+        _row(
+            [
+                f"cold start, process start until {SERVING_PROBES} predictions in a row on"
+                " new connections succeed (every worker serving)",
+                _n(median(rounds, lambda r: r["serving_s"]), 2) + " s",
             ]
         ),
     ]

@@ -57,7 +57,11 @@ def _target(args: argparse.Namespace, reports: Path) -> Iterator[str]:
         raise LaunchError(f"no model version under {args.model_dir}: run `make train` first")
     log_path = reports / f"{args.name}-server.log"
     with running_service(args.model_dir, workers=args.workers, log_path=log_path) as server:
-        print(f"service ready at {server.url} in {server.ready_seconds:.1f} s", flush=True)
+        print(
+            f"service ready at {server.url}: /readyz 200 after {server.ready_seconds:.1f} s,"
+            f" every worker serving after {server.serving_seconds:.1f} s",
+            flush=True,
+        )
         yield server.url
 
 

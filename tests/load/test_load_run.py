@@ -31,6 +31,7 @@ def test_make_load_against_a_fresh_service_passes_and_writes_reports(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "service ready at http://127.0.0.1:" in out
+    assert "every worker serving after" in out
     assert (tmp_path / "load.html").stat().st_size > 10_000
     summary = _summary(tmp_path)
     assert summary["passed"] is True
