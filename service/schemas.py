@@ -34,9 +34,12 @@ class RawFiles:
     problem: str | None = None
 
 
-def _raw_files(value: Any) -> RawFiles:
+def _raw_files(form: Any, field: str) -> RawFiles:
     from starlette.datastructures import UploadFile
 
+    if not isinstance(form, dict) or field not in form:
+        return RawFiles([], problem=f"multipart field '{field}' is missing")
+    value = form[field]
     values = value if isinstance(value, list) else [value]
     files: list[tuple[str, bytes]] = []
     for item in values:
@@ -70,8 +73,7 @@ class ImageUpload(BaseModel):
 
     @classmethod
     def model_validate(cls, obj: Any, **_: Any) -> Self:
-        value = obj.get("images", []) if isinstance(obj, dict) else []
-        return cls.model_construct(images=_raw_files(value))
+        return cls.model_construct(images=_raw_files(obj, "images"))
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **_: Any) -> Self:
@@ -86,8 +88,7 @@ class NpyUpload(BaseModel):
 
     @classmethod
     def model_validate(cls, obj: Any, **_: Any) -> Self:
-        value = obj.get("array", []) if isinstance(obj, dict) else []
-        return cls.model_construct(array=_raw_files(value))
+        return cls.model_construct(array=_raw_files(obj, "array"))
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **_: Any) -> Self:

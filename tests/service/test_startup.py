@@ -1,0 +1,114 @@
+"""Start-up: no usable model fails fast and clearly; not ready until the model is warm."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from server import REPO, ServiceProcess
+
+
+def empty(root: Path) -> None:
+    root.mkdir(parents=True)
+
+
+def missing_weights(root: Path) -> None:
+    (root / "1").mkdir(parents=True)
+    (root / "1" / "saved_model.pb").write_bytes(b"\x08\x01")
+    (root / "1" / "metadata.json").write_text('{"version": 1}')
+
+
+def unreadable_metadata(root: Path) -> None:
+    (root / "2" / "variables").mkdir(parents=True)
+    (root / "2" / "saved_model.pb").write_bytes(b"\x08\x01")
+    (root / "2" / "metadata.json").write_text("{not json")
+
+
+@pytest.mark.parametrize(
+    ("prepare", "problem"),
+    [
+        (lambda root: None, "no model found"),
+        (empty, "no model found"),
+        (missing_weights, "variables is missing"),
+        (unreadable_metadata, "unreadable metadata.json"),
+    ],
+    ids=["no-directory", "empty-directory", "missing-weights", "bad-metadata"],
+)
+def test_no_model_fails_fast_with_one_clear_line(
+    tmp_path: Path, prepare: Callable[[Path], None], problem: str
+) -> None:
+    root = tmp_path / "models" / "mnist"
+    prepare(root)
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "--model-dir", str(root)],
+        cwd=REPO,
+        env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 15
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("mnist-serve: ") and problem in lines[0]
+    assert "make train" in lines[0] and "mnist-train" in lines[0]
+
+
+def test_corrupt_model_stops_the_server_with_the_reason(
+    tmp_path: Path, trained_model_root: Path
+) -> None:
+    root = tmp_path / "mnist"
+    shutil.copytree(trained_model_root / "1", root / "1")
+    (root / "1" / "saved_model.pb").write_bytes(b"this is not a protocol buffer")
+    server = ServiceProcess.launch(root)
+    try:
+        returncode = server.process.wait(timeout=120)
+        log = server.log_path.read_text()
+    finally:
+        server.stop()
+    assert returncode == 1
+    reported = [line for line in log.splitlines() if line.startswith("mnist-serve: model ")]
+    assert len(reported) == 1, log
+    assert "could not be loaded" in reported[0] and "make train" in reported[0]
+
+
+def test_not_ready_until_the_model_is_loaded(trained_model_root: Path) -> None:
+    server = ServiceProcess.launch(trained_model_root)
+    seen_not_ready = False
+    try:
+        deadline = time.monotonic() + 120
+        with httpx.Client(timeout=5) as client:
+            while time.monotonic() < deadline:
+                assert server.process.poll() is None, server.log_tail()
+                try:
+                    ready = client.get(f"{server.url}/readyz")
+                except httpx.TransportError:
+                    time.sleep(0.05)
+                    continue
+                if ready.status_code == 200:
+                    break
+                assert ready.status_code == 503
+                if not seen_not_ready:
+                    seen_not_ready = True
+                    assert client.get(f"{server.url}/livez").status_code == 200
+                    early = client.post(f"{server.url}/predict", json={"images": [[0] * 784]})
+                    assert early.status_code in (200, 503)
+                    if early.status_code == 503:
+                        assert early.json()["reason"] == "not_ready"
+                time.sleep(0.05)
+            else:
+                pytest.fail(f"never ready:\n{server.log_tail()}")
+        assert seen_not_ready, "/readyz was never seen answering 503 while loading"
+        answer = httpx.post(f"{server.url}/predict", json={"images": [[0] * 784]}, timeout=30)
+        assert answer.status_code == 200
+    finally:
+        assert server.stop() is not None
