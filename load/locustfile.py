@@ -106,13 +106,12 @@ class Pools:
     """Pre-encoded payloads shared by all users, cycled endlessly."""
 
     def __init__(self, test: TestImages, options: Any) -> None:
-        sizes = batch_sizes(options.batch_min, options.batch_max, BATCH_BODIES)
+        low, high = options.batch_min, options.batch_max
         binary = round(BATCH_BODIES * min(max(options.binary_share, 0.0), 1.0))
+        npy = batch_payloads(test, batch_sizes(low, high, binary, seed=1), "npy", seed=1)
+        as_json = batch_payloads(test, batch_sizes(low, high, BATCH_BODIES - binary), "json")
         self.single = itertools.cycle(batch_payloads(test, [1] * SINGLE_BODIES, "json"))
-        self.batch = itertools.cycle(
-            [("npy", p) for p in batch_payloads(test, sizes[:binary], "npy", seed=1)]
-            + [("json", p) for p in batch_payloads(test, sizes[binary:], "json", seed=2)]
-        )
+        self.batch = itertools.cycle([("npy", p) for p in npy] + [("json", p) for p in as_json])
         upload_sizes = [1 + i % max(options.upload_max, 1) for i in range(UPLOAD_BODIES)]
         self.upload = itertools.cycle(batch_payloads(test, upload_sizes, "png", seed=3))
 

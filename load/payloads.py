@@ -135,6 +135,8 @@ def batch_sizes(low: int, high: int, count: int, *, seed: int = 0) -> list[int]:
     """``count`` batch sizes spread over ``[low, high]``, both ends included when count > 1."""
     if not 1 <= low <= high:
         raise ValueError(f"batch sizes need 1 <= low <= high, got {low}..{high}")
+    if count <= 0:
+        return []
     if count == 1 or low == high:
         return [low] * count
     rng = random.Random(seed)

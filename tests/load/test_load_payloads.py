@@ -102,6 +102,10 @@ def test_batch_sizes_stay_in_range_and_reach_both_ends(low: int, high: int, coun
     assert max(sizes) == (high if count > 1 else low)
 
 
+def test_batch_sizes_can_be_none() -> None:
+    assert batch_sizes(64, 1000, 0) == []
+
+
 @pytest.mark.parametrize(("low", "high"), [(0, 5), (10, 9)])
 def test_batch_sizes_reject_empty_ranges(low: int, high: int) -> None:
     with pytest.raises(ValueError, match="batch sizes"):
