@@ -134,7 +134,8 @@ class Job:
                 if not pending:
                     break
                 chunk, task = pending.popleft()
-                self._commit(chunk, await task)
+                # Formatting and fsyncing off the event loop keeps other responses flowing.
+                await asyncio.to_thread(self._commit, chunk, await task)
                 bar.update(len(chunk))
             self.journal.finish()
         except Exception:

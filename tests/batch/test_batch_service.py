@@ -23,12 +23,12 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from server import REPO, ServiceProcess
 
 from batch.cli import main
 from batch.journal import partial_path, record_path
 from mnist_core.idx import write_idx
 from mnist_core.modeldir import latest_version_dir, read_metadata
-from tests.server import REPO, ServiceProcess
 
 IMAGES_FILE = "t10k-images-idx3-ubyte.gz"
 LABELS_FILE = "t10k-labels-idx1-ubyte.gz"
