@@ -82,7 +82,9 @@ def _format(value: object) -> Format:
     for fmt in FORMATS:
         if value == fmt:
             return fmt
-    raise InputError(f"format must be one of {', '.join(FORMATS)}", reason="bad_format")
+    raise InputError(
+        f"format must be one of {', '.join(FORMATS)}", reason="bad_format", field="format"
+    )
 
 
 async def score_source(
