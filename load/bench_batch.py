@@ -1,6 +1,6 @@
 """Throughput of batch jobs on the 10,000 MNIST test images: server (binary and JSON) vs --local.
 
-    python -m load.bench_batch [--model-dir models/mnist] [--runs 3] [--workers 2]
+    python -m load.bench_batch [--model-dir models/mnist] [--runs 5] [--workers 2]
 
 Each round times, in this order: the in-process SavedModel alone (the physical
 reference: model calls of ``--chunk-size`` images, nothing else), a whole ``--local``
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", type=Path, default=os.environ.get(DATA_DIR_ENV), help="MNIST IDX folder"
     )
-    parser.add_argument("--runs", type=int, default=3, help="rounds (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=5, help="rounds (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="server workers (default: 2)")
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
