@@ -94,6 +94,7 @@ def memory(server: Server, workers: int) -> dict[str, Any]:
         "total_mb": total / MB,
         "per_worker_mb": total / MB / workers,
         "largest_process_mb": max(rss.values()) / MB,
+        "process_mb": sorted((v / MB for v in rss.values()), reverse=True),
     }
 
 
@@ -122,6 +123,7 @@ def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
         str(plan.model_seconds),
     )
     out["model"] = model["images_per_s"]
+    out["model_rss_mb"] = model["rss_mb"]
 
     print("  constant-answer server", flush=True)
     with constant_server(plan, log_dir) as server:

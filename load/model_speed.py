@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from load.launch import rss_bytes
 from load.payloads import load_test_images
 from mnist_core.modeldir import INPUT_NAME, SIGNATURE_NAME, latest_version_dir
 
@@ -58,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     for size in (int(b) for b in args.batches.split(",")):
         batch = np.ascontiguousarray(test.window(0, size).images)
         rates[str(size)] = images_per_second(signature, batch, args.seconds)
-    print(json.dumps({"version_dir": str(version_dir), "images_per_s": rates}))
+    # What TensorFlow plus this model take in a bare process: the floor for a worker's RSS.
+    rss_mb = rss_bytes(os.getpid()) / (1024 * 1024)
+    print(json.dumps({"version_dir": str(version_dir), "images_per_s": rates, "rss_mb": rss_mb}))
     return 0
 
 

@@ -200,6 +200,14 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
             ]
         ),
     ]
+    lines.append(
+        _row(
+            [
+                "reference: RSS of a bare process that loaded TensorFlow and the model, and ran it",
+                _n(median(rounds, lambda r: r["model_rss_mb"])) + " MB",
+            ]
+        )
+    )
     for key, label in (("memory_warm", "after warm-up"), ("memory_loaded", "after load")):
         total = median(rounds, lambda r, k=key: r[k]["total_mb"])
         per_worker = median(rounds, lambda r, k=key: r[k]["per_worker_mb"])

@@ -134,6 +134,7 @@ def _round(single_32: float, npy: float) -> dict[str, object]:
     }
     return {
         "model": {"1": 2000.0, "32": 50_000.0, "1024": 170_000.0},
+        "model_rss_mb": 480.0,
         "constant": {"1": _window(1000.0), "32": _window(2000.0)},
         "single": {"1": _window(500.0), "32": _window(single_32, p99=40.0)},
         "json": _window(30.0, p99=300.0, images=1000),
@@ -178,4 +179,5 @@ def test_markdown_table_shows_every_figure_and_verdict() -> None:
     assert "| 32 | 2,000 |" in text  # the constant server at 32 clients
     assert "| cold start, process start to the first /readyz 200 | 3.50 s |" in text
     assert "(every worker serving) | 3.90 s |" in text
+    assert "and ran it | 480 MB |" in text
     assert "FAIL" in text and "pass" in text
