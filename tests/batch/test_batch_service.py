@@ -250,8 +250,14 @@ def write_format(kind: str, directory: Path, images: np.ndarray, labels: np.ndar
 
 
 @pytest.mark.parametrize(
-    ("kind", "output_name"),
-    [("idx", "o.csv"), ("idx.gz", "o.csv"), ("npy", "o.csv"), ("npz", "o.jsonl"), ("csv", "o.csv")],
+    ("kind", "output_name", "transport"),
+    [
+        ("idx", "o.csv", "auto"),
+        ("idx.gz", "o.csv", "json"),
+        ("npy", "o.csv", "auto"),
+        ("npz", "o.jsonl", "auto"),
+        ("csv", "o.csv", "auto"),
+    ],
 )
 def test_each_input_format_is_scored(
     server_run: Run,
@@ -260,11 +266,13 @@ def test_each_input_format_is_scored(
     tmp_path: Path,
     kind: str,
     output_name: str,
+    transport: str,
 ) -> None:
     x_test, y_test = mnist_test_set
     n = 13  # chunks of 4, 4, 4 and a single image
     path = write_format(kind, tmp_path, x_test[:n], y_test[:n])
-    run = run_main([str(path), "--url", service_url, "--chunk-size", "4"], tmp_path / output_name)
+    args = [str(path), "--url", service_url, "--chunk-size", "4", "--transport", transport]
+    run = run_main(args, tmp_path / output_name)
     assert run.status == 0, run.stderr
     expected = server_run.output.read_text().splitlines()[1 : n + 1]
     if output_name.endswith(".jsonl"):
