@@ -213,6 +213,7 @@ def test_a_job_survives_the_server_going_away_and_coming_back(
         with stopped_at_exit(start_client(command)) as client:
             wait_for_rows(output, 1000, client)
             server.stop(timeout=STOP_TIMEOUT_S)
+            time.sleep(0.5)  # answers received before the stop may still be committing
             stopped_at = committed_rows(output)
             time.sleep(1.0)
             assert client.poll() is None, "the client gave up while the server was down"
