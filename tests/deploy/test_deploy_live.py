@@ -68,9 +68,21 @@ def _bad_request(url: str) -> None:
     assert response.status_code == 400, response.text
 
 
+def _every_worker_ready(url: str, in_a_row: int = 20) -> None:
+    """``/readyz`` answers per worker process: ask on fresh connections until all say 200."""
+
+    def probe() -> bool:
+        return all(
+            httpx.get(f"{url}/readyz", timeout=10).status_code == 200 for _ in range(in_a_row)
+        )
+
+    _wait_for(f"{in_a_row} fresh connections in a row to find /readyz ready", probe)
+
+
 @pytest.fixture(scope="module")
 def traffic_sent(service_url: str, mnist_test_set: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Every endpoint family touched once, before anything reads the metrics."""
+    _every_worker_ready(service_url)
     images = mnist_test_set[0][:IMAGES_PER_REQUEST]
     _predict_requests(service_url, images)
     _bad_request(service_url)
