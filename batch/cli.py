@@ -22,6 +22,8 @@ from .scores import Scorer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+LOCAL_PIPELINE = 2
+"""Chunks in flight with --local: one in the model while the next is read."""
 MAX_IMAGE_PIXELS = 16_000_000
 """Largest image file decoded by ``--local`` (width x height), as the service's default."""
 
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         journal,
         fmt=fmt,
         chunk_size=args.chunk_size,
-        concurrency=1 if args.local is not None else args.concurrency,
+        concurrency=LOCAL_PIPELINE if args.local is not None else args.concurrency,
         labels=labels,
         show_progress=not args.quiet,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ class LocalModel:
         self._loaded: Any = tf.saved_model.load(str(self.path))
         self._signature = self._loaded.signatures[SIGNATURE_NAME]
         self._tf = tf
+        # TensorFlow already spreads one call over every core; the job overlaps reading
+        # and writing with it, not a second model call.
+        self._one_call = threading.Lock()
 
     def predict(self, images: np.ndarray) -> Scores:
         n = len(images)
@@ -62,8 +66,12 @@ class LocalModel:
             model_version=self.version,
         )
 
+    def _predict_alone(self, images: np.ndarray) -> Scores:
+        with self._one_call:
+            return self.predict(images)
+
     async def score(self, chunk: Chunk) -> Scores:
-        return await asyncio.to_thread(self.predict, chunk.images)
+        return await asyncio.to_thread(self._predict_alone, chunk.images)
 
     async def aclose(self) -> None:
         return None

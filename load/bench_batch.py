@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from batch.cli import LOCAL_PIPELINE
 from batch.client import RetryPolicy, ServiceClient, Transport
 from batch.journal import Journal
 from batch.local import LocalModel
@@ -104,13 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         out = Path(tmp)
         reference = out / "reference.csv"
-        run_job(images, reference, model, args.chunk_size, 1)
+        run_job(images, reference, model, args.chunk_size, LOCAL_PIPELINE)
         with running_service(args.model_dir.resolve(), workers=args.workers) as server:
             paths: dict[str, Callable[[Path], float]] = {
                 "in-process model (signature calls only)": lambda _: model_only(
                     model, images, args.chunk_size
                 ),
-                "mnist-batch --local": lambda o: run_job(images, o, model, args.chunk_size, 1),
+                "mnist-batch --local": lambda o: run_job(
+                    images, o, model, args.chunk_size, LOCAL_PIPELINE
+                ),
             }
             for transport, name in (("npy", "binary .npy"), ("json", "JSON")):
                 make = remote(server.url, transport, args.concurrency)  # type: ignore[arg-type]
