@@ -135,7 +135,9 @@ def open_idx(path: Path) -> ImageSource:
         raw.seek(-4, 2)
         (isize,) = struct.unpack("<I", raw.read(4))
     if isize != (header_len + int(np.prod(shape))) % 2**32:
-        raise DataFileError(path, f"gzip data does not match the IDX header's shape {shape}")
+        raise DataFileError(
+            path, f"truncated or corrupt: the gzip size does not fit the IDX shape {shape}"
+        )
 
     def opener() -> IO[bytes]:
         stream = gzip.open(path, "rb")  # noqa: SIM115 (the caller closes it)
