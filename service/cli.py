@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from types import FrameType
 
 from .config import ServiceSettings
 from .model import ModelUnavailable, find_model
@@ -64,21 +62,21 @@ def _serve(settings: ServiceSettings, run_dir: Path) -> int:
     os.environ["BENTOML_RESULT_STORE"] = str(run_dir / "tasks.db")
     SERVICE.config["workers"] = settings.workers
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
+    # The arbiter runs in a thread and installs its own SIGINT/SIGTERM handlers, which
+    # stop the workers and end that thread; this thread watches for that, or for a
+    # worker's report that the model cannot be loaded.
     server = SERVICE.serve_http(host=settings.host, port=settings.port, threaded=True)
+    arbiter_thread: threading.Thread = server.arbiter._thread
     try:
-        while not stop.wait(POLL_SECONDS):
+        while arbiter_thread.is_alive():
+            arbiter_thread.join(POLL_SECONDS)
             if failure_file.exists():
                 print(f"mnist-serve: {failure_file.read_text().strip()}", file=sys.stderr)
                 return 1
     finally:
         server.stop()
+        # The arbiter's ZeroMQ context keeps two threads alive that would block exit.
+        server.arbiter.context.destroy(linger=0)
     return 0
 
 

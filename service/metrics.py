@@ -75,11 +75,32 @@ class ServiceMetrics:
         for label, count in enumerate(np.bincount(labels, minlength=10)):
             if count:
                 self._label_counters[label].inc(int(count))
-        for confidence in confidences.tolist():
-            self.confidence.observe(confidence)
+        observe_many(self.confidence, confidences)
 
     def reject(self, reason: str) -> None:
         self.rejected.labels(reason=reason).inc()
+
+
+def observe_many(histogram: Any, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every value, as one increment per bucket.
+
+    A thousand ``observe`` calls cost about 2 ms, a noticeable share of a 1,000-image
+    request. This does what ``Histogram.observe`` does (the first bucket whose upper
+    bound is >= the value, and the sum) with the same attributes it uses; if a future
+    prometheus_client renames them, it falls back to observing one by one.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    positions = np.searchsorted(np.asarray(bounds, dtype=np.float64), values, side="left")
+    for bucket, count in zip(buckets, np.bincount(positions, minlength=len(bounds)), strict=False):
+        if count:
+            bucket.inc(int(count))
+    total.inc(float(np.sum(values, dtype=np.float64)))
 
 
 @functools.cache

@@ -3,9 +3,10 @@
     with ServiceProcess.start(model_root, env={"MNIST_WORKERS": "1"}) as server:
         httpx.post(f"{server.url}/predict", json={"images": [...]})
 
-The server listens on a free 127.0.0.1 port, runs in its own process group (it spawns
-worker processes), and is stopped by that group's id: SIGTERM, then SIGKILL after a
-timeout. Its output goes to a log file, shown when start-up fails.
+The server listens on a free 127.0.0.1 port, runs in its own process group, and is
+stopped by that group's id: SIGTERM, then SIGKILL after a timeout; its worker processes
+are noted by PID beforehand and killed should any survive. Its output goes to a log
+file, shown when start-up fails.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 120.0
@@ -127,7 +129,12 @@ class ServiceProcess:
             return "(no log)"
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
-        """End the server's process group: SIGTERM, then SIGKILL after ``timeout``."""
+        """End the server's process group: SIGTERM, then SIGKILL after ``timeout``.
+
+        The workers run in process groups of their own (the process manager puts them
+        there); they are noted first and killed by PID should any outlive the server.
+        """
+        workers = _descendants(self.process.pid)
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
             try:
@@ -135,8 +142,11 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 _signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout)
-        # Workers may outlive the server after SIGKILL; they are in the same group.
-        _signal_group(self.process.pid, signal.SIGKILL)
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                worker.wait(timeout)
+            with contextlib.suppress(psutil.Error):
+                worker.kill()
         self.log_path.unlink(missing_ok=True)
         return self.process.returncode
 
@@ -150,6 +160,13 @@ class ServiceProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
 
 
 def _signal_group(pgid: int, signum: int) -> None:

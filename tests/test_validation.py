@@ -187,6 +187,9 @@ def test_fast_reader_matches_the_general_path(encoded: bytes) -> None:
         b'{"images": [[' + b",,".join([b"0"] * 392) + b"]]}",  # 392 numbers, double commas
         b'{"images": [[' + b" ".join([b"0"] * 784) + b"]]}",  # spaces instead of commas
         b'{"images": [[' + b",".join([b"0"] * 1568) + b"]]}",  # two images in one list
+        b'{"images": [[,' + b",".join([b"0"] * 783) + b"]5]}",  # empty slot, run moved out
+        b'{"images": [5[,' + b",".join([b"0"] * 783) + b"]]}",  # the same, before a bracket
+        (b'{"images": [[' + b",".join([b"0"] * 784) + b"]]}").replace(b"0,0", b"0 0,", 1),
         b"[]",
         b"",
     ],
