@@ -13,7 +13,7 @@ import numpy as np
 from mnist_core.errors import DataFileError, MnistError
 from mnist_core.sources import ImageSource, open_source, read_labels
 
-from .client import BatchError, RetryPolicy, ServiceClient
+from .client import RetryPolicy, ServiceClient
 from .journal import Journal, ResumeError
 from .output import FORMATS, Format, header
 from .report import summary
@@ -113,6 +113,31 @@ async def _run(job: Job) -> JobStats:
         await job.scorer.aclose()
 
 
+def _open(args: argparse.Namespace, fmt: Format) -> tuple[ImageSource, np.ndarray | None, Journal]:
+    """The input, its labels and the (possibly resumed) output; raises on bad input."""
+    source = open_source(
+        args.input, decode_image=_image_decoder() if args.local is not None else None
+    )
+    labels = read_labels(args.labels, source.count) if args.labels else None
+    job_id = {
+        "input": source.fingerprint(),
+        "format": fmt,
+        "labels": str(args.labels.resolve()) if args.labels else None,
+    }
+    journal = Journal(args.output, job_id, header(fmt, source.key), restart=args.restart)
+    if journal.resumed_from:
+        print(
+            f"mnist-batch: resuming {journal.partial} at row {journal.resumed_from} "
+            f"of {source.count}",
+            file=sys.stderr,
+        )
+    return source, labels, journal
+
+
+def _error(message: object) -> None:
+    print(f"mnist-batch: error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -122,33 +147,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the output directory {args.output.parent} does not exist")
     fmt = _output_format(args)
     try:
-        source: ImageSource = open_source(
-            args.input, decode_image=_image_decoder() if args.local is not None else None
-        )
-        labels = read_labels(args.labels, source.count) if args.labels else None
-        job_id = {
-            "input": source.fingerprint(),
-            "format": fmt,
-            "labels": str(args.labels.resolve()) if args.labels else None,
-        }
-        journal = Journal(args.output, job_id, header(fmt, source.key), restart=args.restart)
+        source, labels, journal = _open(args, fmt)
     except (DataFileError, ResumeError) as exc:
-        print(f"mnist-batch: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"mnist-batch: error: cannot write {args.output}: {exc}", file=sys.stderr)
+        _error(f"cannot write {args.output}: {exc}")
         return EXIT_USAGE
-    if journal.resumed_from:
-        print(
-            f"mnist-batch: resuming {journal.partial} at row {journal.resumed_from} "
-            f"of {source.count}",
-            file=sys.stderr,
-        )
     try:
         scorer = _scorer(args)
     except MnistError as exc:
-        journal.close()
-        print(f"mnist-batch: error: {exc}", file=sys.stderr)
+        journal.close_empty()
+        _error(exc)
         return EXIT_USAGE
     job = Job(
         source,
@@ -160,24 +170,26 @@ def main(argv: list[str] | None = None) -> int:
         labels=labels,
         show_progress=not args.quiet,
     )
+    saved = f"{{rows}} of {source.count} rows are saved in {journal.partial}"
     status = EXIT_OK
     try:
         asyncio.run(_run(job))
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
         print(
-            f"mnist-batch: interrupted; {journal.progress.rows} of {source.count} rows are "
-            f"saved in {journal.partial}: run the same command again to continue",
+            f"mnist-batch: interrupted; {saved.format(rows=journal.progress.rows)}: "
+            "run the same command again to continue",
             file=sys.stderr,
         )
     except DataFileError as exc:
         status = EXIT_USAGE
-        print(f"mnist-batch: error: {exc}", file=sys.stderr)
-    except (BatchError, MnistError, OSError) as exc:
+        _error(exc)
+    except (MnistError, OSError) as exc:
         status = EXIT_FAILED
+        _error(exc)
         print(
-            f"mnist-batch: error: {exc}\nmnist-batch: {journal.progress.rows} of {source.count}"
-            f" rows are saved in {journal.partial}; the same command continues from there",
+            f"mnist-batch: {saved.format(rows=journal.progress.rows)}; "
+            "the same command continues from there",
             file=sys.stderr,
         )
     finally:

@@ -147,6 +147,13 @@ class Journal:
         self.record.unlink(missing_ok=True)
         self.close()
 
+    def close_empty(self) -> None:
+        """Close, removing the files again if no row was ever committed."""
+        self.close()
+        if self.progress.rows == 0:
+            self.partial.unlink(missing_ok=True)
+            self.record.unlink(missing_ok=True)
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()

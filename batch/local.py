@@ -48,8 +48,14 @@ class LocalModel:
             self.version = int(metadata.get("version", self.path.name))
         except (OSError, ValueError) as exc:
             raise ModelNotFound(f"{self.path}: unreadable metadata.json ({exc})") from None
-        self._loaded: Any = tf.saved_model.load(str(self.path))
-        self._signature = self._loaded.signatures[SIGNATURE_NAME]
+        try:
+            self._loaded: Any = tf.saved_model.load(str(self.path))
+            self._signature = self._loaded.signatures[SIGNATURE_NAME]
+        except Exception as exc:  # TensorFlow raises many types for a damaged SavedModel
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            raise ModelNotFound(
+                f"{self.path}: not a loadable SavedModel ({type(exc).__name__}: {first_line})"
+            ) from None
         self._tf = tf
         # TensorFlow already spreads one call over every core; the job overlaps reading
         # and writing with it, not a second model call.

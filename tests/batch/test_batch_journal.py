@@ -100,3 +100,13 @@ def test_output_formats_are_fixed_text() -> None:
     }
     with pytest.raises(ValueError, match="disagree"):
         format_rows("csv", [1, 2], np.array([0]), probabilities, 3)
+
+
+def test_an_output_that_never_got_a_row_leaves_nothing_behind(tmp_path: Path) -> None:
+    output = tmp_path / "out.csv"
+    Journal(output, JOB, HEADER, restart=False).close_empty()
+    assert list(tmp_path.iterdir()) == []
+    journal = Journal(output, JOB, HEADER, restart=False)
+    journal.commit(rows(0, 1), 1)
+    journal.close_empty()
+    assert partial_path(output).exists()  # a committed row is kept for resuming
