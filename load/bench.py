@@ -13,11 +13,10 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -148,8 +147,21 @@ def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
     return out
 
 
-def median_of(rounds: list[dict[str, Any]], pick: Callable[[dict[str, Any]], float]) -> float:
-    return statistics.median(pick(r) for r in rounds)
+def source_revision() -> str:
+    """The git commit measured, marked when the working tree differs from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" with uncommitted changes" if dirty else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
+        "revision": source_revision(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "plan": asdict(plan),
         "rounds": rounds,

@@ -128,7 +128,8 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
     lines = [
         "# Benchmark",
         "",
-        f"{result['started']}, {result['machine']['cpus']} CPUs, {plan.workers} service"
+        f"{result['started']}, revision {result.get('revision', 'unknown')},"
+        f" {result['machine']['cpus']} CPUs, {plan.workers} service"
         f" workers; medians of {plan.rounds} round(s) of {plan.seconds:g} s windows;"
         " ratios are medians of per-round ratios to the reference measured in the same"
         " round. CPU columns are cores kept busy during the measured window (1.0 = one"
