@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in resolved.model_dump().items():
         os.environ[f"MNIST_{name.upper()}"] = str(value)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    # glibc gives each thread its own malloc arena; TensorFlow's and the server's threads
+    # would otherwise each keep tens of MB resident per worker.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     run_dir = Path(tempfile.mkdtemp(prefix="mnist-serve-"))
     try:
         return _serve(resolved, run_dir)
@@ -61,6 +64,7 @@ def _serve(settings: ServiceSettings, run_dir: Path) -> int:
     # Likewise the async-job result store: BentoML deletes and recreates it on every start.
     os.environ["BENTOML_RESULT_STORE"] = str(run_dir / "tasks.db")
     SERVICE.config["workers"] = settings.workers
+    _configure_bentoml(settings, SERVICE.name)
 
     # The arbiter runs in a thread and installs its own SIGINT/SIGTERM handlers, which
     # stop the workers and end that thread; this thread watches for that, or for a
@@ -78,6 +82,17 @@ def _serve(settings: ServiceSettings, run_dir: Path) -> int:
         # The arbiter's ZeroMQ context keeps two threads alive that would block exit.
         server.arbiter.context.destroy(linger=0)
     return 0
+
+
+def _configure_bentoml(settings: ServiceSettings, name: str) -> None:
+    """BentoML options that follow from our settings, for this process and the workers."""
+    options = [os.environ.get("BENTOML_CONFIG_OPTIONS", "")]
+    if not settings.access_log:
+        options.append(f"services.{name}.logging.access.enabled=false")
+    if not settings.trace_requests:
+        # Excluding every URL makes the tracing middleware pass requests straight through.
+        options.append(f"services.{name}.tracing.excluded_urls=.")
+    os.environ["BENTOML_CONFIG_OPTIONS"] = " ".join(o for o in options if o)
 
 
 if __name__ == "__main__":

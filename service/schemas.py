@@ -53,7 +53,7 @@ def _raw_files(form: Any, field: str) -> RawFiles:
 class PredictRequest(BaseModel):
     """Images as JSON: each a 28x28 nested list or a flat list of 784 pixel values."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"images": [EXAMPLE_IMAGE]}]})
+    model_config = ConfigDict(json_schema_extra={"example": {"images": [EXAMPLE_IMAGE]}})
 
     images: list[list[list[float]] | list[float]] = Field(
         description="1..max_images images; pixels 0..255 (0 = background), integers or "
@@ -106,7 +106,21 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     """Predictions in input order, and the version of the model that made them."""
 
-    model_config = ConfigDict(protected_namespaces=())
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "example": {
+                "model_version": 1,
+                "predictions": [
+                    {
+                        "label": 7,
+                        "confidence": 0.9991,
+                        "probabilities": [0, 0, 0.0004, 0.0003, 0, 0, 0, 0.9991, 0, 0.0002],
+                    }
+                ],
+            }
+        },
+    )
 
     model_version: int
     predictions: list[Prediction]
