@@ -204,15 +204,19 @@ def fast_json_images(body: bytes) -> np.ndarray | None:
         (chars[:-1] == ord("]")) & is_digit[1:]
     ).any():
         return None
-    # The text starts and ends with a bracket, so no run touches either end.
-    starts = np.flatnonzero(is_digit[1:] & ~is_digit[:-1]) + 1
-    ends = np.flatnonzero(is_digit[:-1] & ~is_digit[1:])
-    lengths = ends - starts + 1
-    if lengths.max() > 3 or ((lengths > 1) & (digits[starts] == 0)).any():
+    # The text starts and ends with a bracket, so no run touches either end, and the
+    # changes between digit and non-digit alternate: run start, run end, start, end...
+    edges = np.flatnonzero(is_digit[1:] != is_digit[:-1])
+    starts, ends = edges[0::2] + 1, edges[1::2]
+    extra = ends - starts  # digits after the first: 0, 1 or 2
+    leading = digits[starts]
+    if extra.max() > 2 or ((extra > 0) & (leading == 0)).any():
         return None
     wide = digits.astype(np.int16)
     values = (
-        wide[ends] + 10 * wide[ends - 1] * (lengths >= 2) + 100 * wide[ends - 2] * (lengths == 3)
+        wide[ends]
+        + (extra >= 1) * (10 * wide[ends - 1])
+        + (extra == 2) * (100 * leading.astype(np.int16))
     )
     if values.max() > 255:
         return None

@@ -21,8 +21,8 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     """Address to listen on."""
 
-    port: int = Field(default=3000, ge=0, le=65535)
-    """TCP port to listen on (0 is not allowed by the server; tests pick a free one)."""
+    port: int = Field(default=3000, ge=1, le=65535)
+    """TCP port to listen on."""
 
     workers: int = Field(default=2, ge=1, le=64)
     """Worker processes; each loads its own copy of the model (about 550 MB)."""
