@@ -1,7 +1,8 @@
 """A constant-answer server on the service's own stack: what HTTP alone costs here.
 
-Same BentoML version, server entry point, worker count, traffic settings and request
-model as ``service.service.MnistService``; the endpoint neither decodes the body nor
+Same BentoML version, server entry point, worker count, traffic settings, BentoML options
+(access log, tracing: from the same ``MNIST_*`` settings) and request model as
+``service.service.MnistService``; the endpoint neither decodes the body nor
 calls a model, it returns one fixed, contract-shaped prediction. The service's
 single-image throughput is judged as a fraction of this server's, measured in the same
 benchmark round.
@@ -39,7 +40,7 @@ ANSWER = orjson.dumps(
 HEADERS = {"X-Model-Version": "1"}
 
 
-@bentoml.service(name="mnist-constant", traffic={"timeout": 60})
+@bentoml.service(name="mnist_constant", traffic={"timeout": 60})
 class ConstantService:
     """Answers every prediction request with the same single prediction."""
 
@@ -61,12 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     # Workers import the service by module path; under ``python -m`` this module is
     # ``__main__``, so take the class from its importable name.
     from load.constant_service import ConstantService as service
+    from service.cli import _configure_bentoml as configure_bentoml
+    from service.config import ServiceSettings
 
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     run_dir = Path(tempfile.mkdtemp(prefix="mnist-constant-"))
     # BentoML wipes its Prometheus directory on start: a private one leaves other servers'.
     BentoMLContainer.prometheus_multiproc_dir.set(str(run_dir / "prometheus"))
     service.config["workers"] = args.workers
+    # The service's BentoML options (access log, tracing) follow the same MNIST_* settings.
+    configure_bentoml(ServiceSettings(), service.name)
     service.inject_config()  # the service does this through add_asgi_middleware
     stop = threading.Event()
 
