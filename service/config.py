@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger ones get 413."""
 
+    ready_wait_s: float = Field(default=30.0, ge=0)
+    """How long a request that reaches a worker still loading its model waits (then 503)."""
+
     access_log: bool = False
     """Log one line per request (BentoML's access log; off by default, it costs ~10% CPU)."""
 

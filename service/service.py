@@ -8,12 +8,13 @@ model can serve; if it cannot be loaded the worker reports why and exits, and
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import bentoml
 import numpy as np
@@ -24,7 +25,7 @@ from starlette.routing import Route
 
 from mnist_core.errors import InputError
 
-from . import decoding, jobs
+from . import decoding, jobs, multipart
 from .batching import Batcher
 from .config import ServiceSettings
 from .errors import json_response, not_ready, reject
@@ -53,7 +54,7 @@ class _Served:
 
 def _served_version() -> int | None:
     service = _Served.service
-    return service.info.version if service is not None and service.info is not None else None
+    return service.info.version if service is not None else None
 
 
 async def _get_metadata(_: Request) -> Response:
@@ -68,7 +69,12 @@ class MnistService:
     def __init__(self) -> None:
         self.settings = ServiceSettings()
         self.metrics = service_metrics()
-        self.info: ModelInfo | None = None
+        try:
+            # Only reads metadata.json: the version is known (and in every response
+            # header) from the start, while the model itself loads in the background.
+            self.info: ModelInfo = find_model(self.settings.model_dir)
+        except ModelUnavailable as exc:
+            _die(str(exc))
         self.batcher: Batcher | None = None
         self._ready = threading.Event()
         _Served.service = self
@@ -76,20 +82,28 @@ class MnistService:
 
     def _load(self) -> None:
         try:
-            info = find_model(self.settings.model_dir)
-            model = LoadedModel(info, threads=self.settings.tf_threads)
+            model = LoadedModel(self.info, threads=self.settings.tf_threads)
             model.warm_up()
         except ModelUnavailable as exc:
             _die(str(exc))
-            return
         self.batcher = Batcher(
             model, max_images=self.settings.max_batch_images, observe=self.metrics.observe_call
         )
-        self.info = info
         self.metrics.model_info.labels(
-            version=str(info.version), implementation=info.implementation
+            version=str(self.info.version), implementation=self.info.implementation
         ).set(1)
         self._ready.set()
+
+    async def _model_ready(self) -> bool:
+        """Wait (a bounded time) for the model of a worker that is still loading.
+
+        ``/readyz`` reports each worker's own state, but a client's connection may land
+        on a worker still loading while another is ready: it waits instead of failing.
+        """
+        deadline = time.monotonic() + self.settings.ready_wait_s
+        while not self._ready.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._ready.is_set()
 
     def __is_ready__(self) -> bool:
         return self._ready.is_set()
@@ -139,7 +153,7 @@ class MnistService:
         limits = self.settings.model_dump(
             include={"max_images", "max_batch_images", "max_body_bytes", "max_image_pixels"}
         )
-        model = self.info.describe() if self.info is not None else None
+        model = self.info.describe()
         return {"model": model, "ready": self._ready.is_set(), "limits": limits}
 
     @bentoml.task(  # type: ignore[untyped-decorator]
@@ -152,8 +166,9 @@ class MnistService:
     async def _answer(
         self, endpoint: str, batch: np.ndarray, started: float, names: list[str] | None = None
     ) -> Response:
-        if self.batcher is None or self.info is None:
+        if self.batcher is None and not await self._model_ready():
             return not_ready()
+        assert self.batcher is not None
         stages = self.metrics.stage_seconds
         decoded = time.perf_counter()
         stages.labels(stage="decode", endpoint=endpoint).observe(decoded - started)
@@ -181,12 +196,13 @@ class MnistService:
 
 SERVICE: bentoml.Service[Any] = MnistService
 """The decorated service (mypy sees the bare class through BentoML's decorator)."""
+multipart.install()
 SERVICE.add_asgi_middleware(HttpGuard, content_types=CONTENT_TYPES, model_version=_served_version)
 # BentoML routes APIs for POST only; metadata is also a plain GET.
 SERVICE.mount_asgi_app(Starlette(routes=[Route("/metadata", _get_metadata, methods=["GET"])]))
 
 
-def _die(message: str) -> None:
+def _die(message: str) -> NoReturn:
     """Report why the model cannot be served and end this worker process."""
     failure_file = os.environ.get(FAILURE_FILE_ENV)
     if failure_file:

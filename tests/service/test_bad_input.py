@@ -150,6 +150,38 @@ CASES: list[tuple[str, str, dict[str, Any], int, str, dict[str, Any]]] = [
         {"field": "images"},
     ),
     (
+        "url-instead-of-file",
+        "/predict_image",
+        {"data": {"images": "http://127.0.0.1:9/x.png"}, "files": [("other", ("a", b"x"))]},
+        400,
+        "missing_field",
+        {"field": "images"},
+    ),
+    (
+        "text-beside-file",
+        "/predict_image",
+        {"data": {"images": "text"}, **upload(("one.png", digit_png()))},
+        400,
+        "missing_field",
+        {"field": "images"},
+    ),
+    (
+        "multipart-without-boundary",
+        "/predict_image",
+        {"content": b"garbage", "headers": {"content-type": "multipart/form-data"}},
+        400,
+        "bad_request",
+        {},
+    ),
+    (
+        "url-instead-of-npy",
+        "/predict_npy",
+        {"data": {"array": "http://example.com/x.npy"}, "files": [("other", ("a", b"x"))]},
+        400,
+        "missing_field",
+        {"field": "array"},
+    ),
+    (
         "pickled-npy",
         "/predict_npy",
         {"files": [("array", ("a.npy", npy_bytes(np.array([{}] * 2), allow_pickle=True)))]},
@@ -245,6 +277,15 @@ def test_streamed_body_over_the_limit_is_413(service_url: str) -> None:
     assert response.status_code == 413
     assert response.json()["reason"] == "body_too_large"
     assert_still_serving(service_url)
+
+
+def test_more_than_a_thousand_files_in_one_upload(service_url: str) -> None:
+    """Starlette's default form limit (1,000 parts) does not cap an image upload."""
+    png = digit_png()
+    files = [("images", (f"{i}.png", png, "image/png")) for i in range(1001)]
+    response = httpx.post(f"{service_url}/predict_image", files=files, timeout=120)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 1001
 
 
 @pytest.mark.parametrize(

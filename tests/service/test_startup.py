@@ -82,8 +82,9 @@ def test_corrupt_model_stops_the_server_with_the_reason(
 
 
 def test_not_ready_until_the_model_is_loaded(trained_model_root: Path) -> None:
-    server = ServiceProcess.launch(trained_model_root)
-    seen_not_ready = False
+    # With no grace period a request to a loading worker is refused at once.
+    server = ServiceProcess.launch(trained_model_root, {"MNIST_READY_WAIT_S": "0"})
+    refused = 0
     try:
         deadline = time.monotonic() + 120
         with httpx.Client(timeout=5) as client:
@@ -97,18 +98,37 @@ def test_not_ready_until_the_model_is_loaded(trained_model_root: Path) -> None:
                 if ready.status_code == 200:
                     break
                 assert ready.status_code == 503
-                if not seen_not_ready:
-                    seen_not_ready = True
-                    assert client.get(f"{server.url}/livez").status_code == 200
-                    early = client.post(f"{server.url}/predict", json={"images": [[0] * 784]})
-                    assert early.status_code in (200, 503)
-                    if early.status_code == 503:
-                        assert early.json()["reason"] == "not_ready"
+                assert client.get(f"{server.url}/livez").status_code == 200
+                early = client.post(f"{server.url}/predict", json={"images": [[0] * 784]})
+                if early.status_code == 503:
+                    assert early.json()["reason"] == "not_ready"
+                    assert early.headers["x-model-version"] == "1"
+                    refused += 1
                 time.sleep(0.05)
             else:
                 pytest.fail(f"never ready:\n{server.log_tail()}")
-        assert seen_not_ready, "/readyz was never seen answering 503 while loading"
+        assert refused > 0, "/readyz and /predict were never seen refusing while loading"
         answer = httpx.post(f"{server.url}/predict", json={"images": [[0] * 784]}, timeout=30)
         assert answer.status_code == 200
     finally:
-        assert server.stop() is not None
+        server.stop()
+
+
+def test_requests_during_loading_wait_for_the_model(trained_model_root: Path) -> None:
+    server = ServiceProcess.launch(trained_model_root)
+    try:
+        deadline = time.monotonic() + 120
+        with httpx.Client(timeout=60) as client:
+            while time.monotonic() < deadline:
+                assert server.process.poll() is None, server.log_tail()
+                try:
+                    if client.get(f"{server.url}/livez").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            assert client.get(f"{server.url}/readyz").status_code == 503
+            early = client.post(f"{server.url}/predict", json={"images": [[0] * 784]})
+            assert early.status_code == 200, early.text
+            assert client.get(f"{server.url}/readyz").status_code == 200
+    finally:
+        server.stop()
