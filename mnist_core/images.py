@@ -12,7 +12,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .errors import InputError, PayloadTooLarge
 
@@ -38,7 +38,7 @@ def decode(data: bytes, *, max_pixels: int, index: int = 0) -> Image.Image:
             image = Image.open(io.BytesIO(data), formats=FORMATS)
         except Image.DecompressionBombError:
             raise _too_many_pixels(index, None, max_pixels) from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        except Exception:  # Pillow raises many kinds of error on malformed files
             raise InputError(
                 f"image {index} is not a readable PNG, JPEG, BMP or GIF file",
                 reason="invalid_image",
@@ -50,7 +50,7 @@ def decode(data: bytes, *, max_pixels: int, index: int = 0) -> Image.Image:
     try:
         image.seek(0)
         image.load()
-    except (OSError, ValueError, SyntaxError, EOFError):
+    except Exception:  # as above: any failure to decode is the file's fault
         raise InputError(
             f"image {index} is truncated or corrupt", reason="invalid_image", index=index
         ) from None

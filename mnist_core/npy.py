@@ -34,7 +34,7 @@ def load_npy(data: bytes, *, field: str = "array") -> np.ndarray:
             shape, fortran_order, dtype = npy_format.read_array_header_2_0(stream)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    except ValueError as exc:
+    except Exception as exc:  # NumPy's header parser raises several kinds on bad input
         raise InputError(
             f"unreadable .npy header: {exc}", reason="invalid_npy", field=field
         ) from None

@@ -26,7 +26,7 @@ def json_images(body: bytes, *, max_images: int) -> np.ndarray:
         try:
             # The stdlib reads NaN and Infinity, so those get their own precise error.
             payload = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise InputError(f"body is not valid JSON: {exc}", reason="invalid_json") from None
     if not isinstance(payload, dict) or "images" not in payload:
         raise InputError(

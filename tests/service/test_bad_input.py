@@ -95,6 +95,14 @@ CASES: list[tuple[str, str, dict[str, Any], int, str, dict[str, Any]]] = [
     ("negative", "/predict", images(with_value(-1)), 400, "out_of_range", {"index": 0}),
     ("empty-batch", "/predict", images(), 400, "empty_batch", {"field": "images"}),
     ("not-a-list", "/predict", {"json": {"images": "zeros"}}, 400, "invalid_type", {}),
+    (
+        "too-many-json-images",
+        "/predict",
+        {"json": {"images": [0] * 10_001}},
+        413,
+        "too_many_images",
+        {"field": "images"},
+    ),
     ("missing-field", "/predict", {"json": {"image": [ZERO]}}, 400, "missing_field", {}),
     ("invalid-json", "/predict", json_body('{"images": [[0, 0'), 400, "invalid_json", {}),
     (
@@ -298,3 +306,35 @@ def test_routing_errors_are_json_objects(
     response = httpx.request(method, f"{service_url}{path}", timeout=10)
     assert response.status_code == status
     assert response.json()["reason"] == reason
+
+
+GARBAGE: dict[str, bytes] = {
+    "deeply-nested": b'{"images": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "huge-integer": b'{"images": [[' + b"9" * 5000 + b"]]}",
+    "huge-float": b'{"images": [[1e400]]}',
+    "utf-16": '{"images": [[0]]}'.encode("utf-16"),
+    "random-bytes": bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)),
+    "npy-magic-then-junk": b"\x93NUMPY\x01\x00\xff\xff{'descr': object}",
+    "png-magic-then-junk": b"\x89PNG\r\n\x1a\n" + b"\x00" * 64,
+    "empty": b"",
+}
+CONTENT_TYPES = {
+    "/predict": "application/json",
+    "/predict_npy": "application/octet-stream",
+}
+
+
+@pytest.mark.parametrize("path", CONTENT_TYPES)
+@pytest.mark.parametrize("data", GARBAGE.values(), ids=GARBAGE.keys())
+def test_garbage_is_a_client_error(service_url: str, path: str, data: bytes) -> None:
+    headers = {"content-type": CONTENT_TYPES[path]}
+    response = httpx.post(f"{service_url}{path}", content=data, headers=headers, timeout=30)
+    assert 400 <= response.status_code < 500, response.text
+    assert isinstance(response.json()["reason"], str)
+
+
+@pytest.mark.parametrize("data", GARBAGE.values(), ids=GARBAGE.keys())
+def test_garbage_image_files_are_client_errors(service_url: str, data: bytes) -> None:
+    response = httpx.post(f"{service_url}/predict_image", timeout=30, **upload(("x.png", data)))
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["index"] == 0
