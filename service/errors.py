@@ -5,7 +5,9 @@ where the problem is; here they get a status and a JSON object body::
 
     {"error": "image 3 has pixel values outside 0..255", "reason": "out_of_range", "index": 3}
 
-Every refusal is counted in ``mnist_rejected_requests_total{reason}``.
+Every refusal is counted in ``mnist_rejected_requests_total{reason}``. Refusals that
+happen before our code runs (body size, content type, BentoML's and Starlette's own 4xx)
+are given the same shape by :mod:`service.middleware`, with :func:`error_body`.
 """
 
 from __future__ import annotations
