@@ -23,7 +23,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-from load.launch import machine_busy_seconds, tree_cpu_seconds
+from load.launch import cpu_seconds, machine_busy_seconds, process_tree
 from load.payloads import Payload, batch_payloads, load_test_images
 
 BODIES = {"single": 200, "json": 4, "npy": 4}
@@ -47,6 +47,8 @@ class LoadResult:
     """CPU seconds of the generator per wall second (1.0 is one core)."""
     server_cpu: float | None
     """Cores kept busy by the server's process tree during the window, if its pid is known."""
+    server_cpu_by_process: list[float]
+    """The same per process of the tree, busiest first."""
     other_cpu: float
     """Cores kept busy by everything else on the machine during the window."""
     first_error: str | None
@@ -101,16 +103,17 @@ async def _client(
 
 @dataclass
 class _Clocks:
-    """CPU counters read at one instant: generator, server tree, whole machine."""
+    """CPU counters read at one instant: generator, each server process, whole machine."""
 
     generator: float
-    server: float
+    server: dict[int, float]
     machine: float
 
     @classmethod
     def now(cls, server_pid: int | None) -> _Clocks:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        server = tree_cpu_seconds(server_pid) if server_pid else 0.0
+        tree = process_tree(server_pid) if server_pid else []
+        server = {pid: cpu_seconds(pid) for pid in tree}
         return cls(usage.ru_utime + usage.ru_stime, server, machine_busy_seconds())
 
 
@@ -132,7 +135,7 @@ async def measure(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter() + warmup
         stop = start + seconds
-        before = _Clocks(0.0, 0.0, 0.0)
+        before = _Clocks(0.0, {}, 0.0)
 
         async def mark_start() -> None:
             nonlocal before
@@ -151,7 +154,13 @@ async def measure(
         # Requests in flight at ``stop`` finish after it: count the time they took.
         wall = max(time.perf_counter(), stop) - start
     generator_cpu = (after.generator - before.generator) / wall
-    server_cpu = (after.server - before.server) / wall if server_pid else None
+    # Per process: shows whether the load spread over the workers (keep-alive connections
+    # stay with the worker that accepted them).
+    split = sorted(
+        ((after.server[pid] - before.server.get(pid, 0.0)) / wall for pid in after.server),
+        reverse=True,
+    )
+    server_cpu = sum(split) if server_pid else None
     machine_cpu = (after.machine - before.machine) / wall
     latencies = np.array(tally.latencies) * 1000.0
     requests = len(latencies)
@@ -169,6 +178,7 @@ async def measure(
         p99_ms=float(np.percentile(latencies, 99)) if requests else float("nan"),
         generator_cpu=generator_cpu,
         server_cpu=server_cpu,
+        server_cpu_by_process=[round(c, 3) for c in split],
         other_cpu=max(machine_cpu - generator_cpu - (server_cpu or 0.0), 0.0),
         first_error=tally.first_error,
     )

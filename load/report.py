@@ -116,12 +116,13 @@ def _window_cells(rounds: list[Round], pick: Callable[[Round], dict[str, Any]]) 
         _n(median(rounds, lambda r: pick(r)["p50_ms"]), 1),
         _n(median(rounds, lambda r: pick(r)["p99_ms"]), 1),
         _n(median(rounds, lambda r: pick(r)["generator_cpu"]), 2),
-        _n(median(rounds, lambda r: pick(r)["server_cpu"]), 2),
+        _n(median(rounds, lambda r: pick(r)["server_cpu"]), 2)
+        + f" ({_n(median(rounds, lambda r: pick(r)['server_cpu_by_process'][0]), 2)})",
         _n(median(rounds, lambda r: pick(r)["other_cpu"]), 2),
     ]
 
 
-WINDOW_HEADER = "p50 ms | p99 ms | gen CPU | server CPU | other CPU |"
+WINDOW_HEADER = "p50 ms | p99 ms | gen CPU | server CPU (busiest process) | other CPU |"
 
 
 def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> str:
@@ -133,7 +134,9 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
         f" workers; medians of {plan.rounds} round(s) of {plan.seconds:g} s windows;"
         " ratios are medians of per-round ratios to the reference measured in the same"
         " round. CPU columns are cores kept busy during the measured window (1.0 = one"
-        " core): `gen` the load generator, `server` the server's process tree, `other`"
+        " core): `gen` the load generator, `server` the server's process tree (in brackets"
+        " its busiest process: near the total means one worker took all the connections),"
+        " `other`"
         " everything else on the machine (noise from neighbours).",
         "",
         "## Reference: the SavedModel in process",

@@ -65,6 +65,8 @@ def test_loadgen_measures_a_real_service(
     assert 0 < result.p50_ms <= result.p99_ms
     assert 0 < result.generator_cpu < 1.5
     assert result.server_cpu is not None and result.server_cpu > 0
+    assert sum(result.server_cpu_by_process) == pytest.approx(result.server_cpu, abs=0.01)
+    assert len(result.server_cpu_by_process) == len(process_tree(pid))
 
 
 def test_loadgen_counts_errors_with_the_first_reason(service_url: str) -> None:
@@ -120,6 +122,7 @@ def _window(rps: float, p99: float = 10.0, images: int = 1) -> dict[str, float |
         "p99_ms": p99,
         "generator_cpu": 0.2,
         "server_cpu": 1.5,
+        "server_cpu_by_process": [0.8, 0.7, 0.0],
         "other_cpu": 0.1,
         "errors": 0,
     }
@@ -181,3 +184,4 @@ def test_markdown_table_shows_every_figure_and_verdict() -> None:
     assert "(every worker serving) | 3.90 s |" in text
     assert "and ran it | 480 MB |" in text
     assert "FAIL" in text and "pass" in text
+    assert "| 1.50 (0.80) |" in text
