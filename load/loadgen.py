@@ -75,7 +75,9 @@ async def _client(
     start: float,
     stop: float,
     tally: _Tally,
+    delay: float,
 ) -> None:
+    await asyncio.sleep(delay)
     while (sent := time.perf_counter()) < stop:
         payload = next(payloads)
         problem = None
@@ -143,9 +145,13 @@ async def measure(
             before = _Clocks.now(server_pid)
 
         marker = asyncio.create_task(mark_start())
+        # Clients join one by one over the first half of the warm-up, as independent
+        # clients would: connections opened in the same instant are all accepted by
+        # whichever worker wakes first, and keep-alive keeps them there.
+        step = warmup / 2 / concurrency
         await asyncio.gather(
             *(
-                _client(session, url + path, pools[i], start, stop, tally)
+                _client(session, url + path, pools[i], start, stop, tally, i * step)
                 for i in range(concurrency)
             )
         )
