@@ -29,7 +29,6 @@ from server import ServiceProcess, free_port
 BENTOFILE: dict[str, Any] = yaml.safe_load((REPO / "bentofile.yaml").read_text())
 # Provided by the build itself: bentoml writes its own pin into the Bento.
 BUILDER = {"bentoml", "_bentoml_impl", "_bentoml_sdk"}
-SCHEMA_DEFECT = "Schema.__init__() got an unexpected keyword argument 'examples'"
 
 
 def _pins() -> dict[str, str]:
@@ -113,12 +112,6 @@ def bento(tmp_path_factory: pytest.TempPathFactory, trained_model_root: Path) ->
         text=True,
         timeout=300,
     )
-    if result.returncode != 0 and SCHEMA_DEFECT in result.stderr:
-        pytest.xfail(
-            "bentoml build fails on a known service defect: BentoML 1.4's OpenAPI Schema has "
-            "no 'examples' key, which service/schemas.py sets at model level (GET /docs.json "
-            "of the live service is a 500 for the same reason)"
-        )
     assert result.returncode == 0, "\n".join(result.stderr.splitlines()[-12:])
     tag = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
     name, _, bento_version = tag.partition(":")
