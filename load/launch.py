@@ -94,15 +94,14 @@ def _get_status(url: str, timeout: float, body: bytes | None = None) -> int | No
         return None
 
 
-def start(
+def spawn(
     command: Sequence[str],
     *,
     port: int,
     env: Mapping[str, str] | None = None,
-    ready_timeout: float = 120.0,
     log_path: Path | None = None,
 ) -> Server:
-    """Run ``command`` with ``env`` added to ours; return once ``/readyz`` answers 200."""
+    """Run ``command`` with ``env`` added to ours, in its own session; do not wait for it."""
     temporary_log = log_path is None
     if log_path is None:
         handle, name = tempfile.mkstemp(prefix="mnist-server-", suffix=".log")
@@ -119,13 +118,25 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(
+    return Server(
         process,
         f"http://127.0.0.1:{port}",
         log_path,
         started_at=started,
         temporary_log=temporary_log,
     )
+
+
+def start(
+    command: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = 120.0,
+    log_path: Path | None = None,
+) -> Server:
+    """:func:`spawn`, then return once ``/readyz`` answers 200 and every worker serves."""
+    server = spawn(command, port=port, env=env, log_path=log_path)
     try:
         wait_ready(server, ready_timeout)
         wait_serving(server, ready_timeout)
@@ -172,17 +183,24 @@ def wait_serving(server: Server, timeout: float) -> None:
 
 
 def stop(server: Server, timeout: float = 10.0) -> None:
-    """SIGTERM the server's process group, then SIGKILL whatever is left of it."""
+    """SIGTERM the server's process group, then SIGKILL whatever is left of it.
+
+    The process manager may move workers into process groups of their own, so the
+    server's descendants are noted first and any that outlive it are killed by PID.
+    """
+    descendants = [pid for pid in process_tree(server.pid) if pid != server.pid]
     if server.process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             server.process.wait(timeout)
-    # Workers may outlive a supervisor that died first; they share its process group.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(server.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.process.wait(5.0)
+    for pid in descendants:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     if server.temporary_log:
         server.log_path.unlink(missing_ok=True)
 
