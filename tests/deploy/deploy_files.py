@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -71,3 +72,14 @@ def healthcheck_argv(arguments: str) -> list[str]:
     argv = json.loads(command)
     assert isinstance(argv, list), f"HEALTHCHECK is not in exec form: {command}"
     return [str(part) for part in argv]
+
+
+def constraint_pins() -> dict[str, str]:
+    """The pinned version of every package in constraints.txt, by canonical name."""
+    pins: dict[str, str] = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, pinned = line.partition("==")
+            pins[canonicalize_name(name)] = pinned
+    return pins

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from deploy_files import REPO, VENV_BIN
+from deploy_files import REPO, VENV_BIN, constraint_pins
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from server import ServiceProcess, free_port
@@ -29,16 +29,6 @@ from server import ServiceProcess, free_port
 BENTOFILE: dict[str, Any] = yaml.safe_load((REPO / "bentofile.yaml").read_text())
 # Provided by the build itself: bentoml writes its own pin into the Bento.
 BUILDER = {"bentoml", "_bentoml_impl", "_bentoml_sdk"}
-
-
-def _pins() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for line in (REPO / "constraints.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, _, pinned = line.partition("==")
-            pins[canonicalize_name(name)] = pinned
-    return pins
 
 
 def _packed_sources() -> list[Path]:
@@ -63,7 +53,7 @@ def _imported_top_levels(paths: list[Path]) -> set[str]:
 
 def test_bento_packages_are_the_pinned_versions() -> None:
     assert BENTOFILE["python"]["lock_packages"] is False
-    pins = _pins()
+    pins = constraint_pins()
     for spec in BENTOFILE["python"]["packages"]:
         requirement = Requirement(spec)
         name = canonicalize_name(requirement.name)

@@ -16,22 +16,12 @@ from importlib.metadata import requires, version
 from pathlib import Path
 
 import pytest
-from deploy_files import REPO, dockerfile_instructions, healthcheck_argv
+from deploy_files import REPO, constraint_pins, dockerfile_instructions, healthcheck_argv
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 INSTRUCTIONS = dockerfile_instructions()
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-
-
-def _pins() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for line in (REPO / "constraints.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, _, pinned = line.partition("==")
-            pins[canonicalize_name(name)] = pinned
-    return pins
 
 
 def _stages() -> list[list[tuple[str, str]]]:
@@ -97,7 +87,7 @@ def test_dependency_step_lists_the_declared_dependencies(tmp_path: Path) -> None
 
 def test_image_gets_the_versions_the_tests_run_on() -> None:
     """Every runtime dependency is pinned, the pin satisfies pyproject, and it is installed."""
-    pins = _pins()
+    pins = constraint_pins()
     for spec in PYPROJECT["project"]["dependencies"]:
         requirement = Requirement(spec)
         name = canonicalize_name(requirement.name)
@@ -125,7 +115,7 @@ def _closure(specs: list[str]) -> dict[str, str]:
 
 def test_every_package_of_the_image_is_pinned() -> None:
     """The runtime closure, not only the direct dependencies, installs the pinned versions."""
-    pins = _pins()
+    pins = constraint_pins()
     closure = _closure(PYPROJECT["project"]["dependencies"])
     assert len(closure) > len(PYPROJECT["project"]["dependencies"])
     # Installer tooling that `pip freeze` leaves out of constraints.txt; a Python 3.11
