@@ -22,19 +22,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from load.launch import (
-    Server,
-    constant_command,
-    free_port,
-    running_service,
-    start,
-    stop,
-    tree_rss,
-)
+from harness.launch import Server, free_port, running_service, start, stop
+from harness.procfs import tree_rss
 from load.report import Plan, render_markdown, targets
 from mnist_core.modeldir import latest_version_dir
 
 MB = 1024 * 1024
+
+
+def constant_command(port: int, workers: int) -> list[str]:
+    """The constant-answer server of :mod:`load.constant_service` (imports BentoML: a child)."""
+    module = "load.constant_service"
+    return [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
 
 
 def plan_from_args(args: argparse.Namespace) -> Plan:

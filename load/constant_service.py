@@ -8,7 +8,7 @@ single-image throughput is judged as a fraction of this server's, measured in th
 benchmark round.
 
 Run: ``python -m load.constant_service --port 3100 --workers 2`` (ready when /readyz is 200);
-:func:`load.launch.constant_command` builds that command.
+:func:`load.bench.constant_command` builds that command.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-from load.launch import cpu_seconds, machine_busy_seconds, process_tree
+from harness.procfs import cpu_seconds, machine_busy_seconds, process_tree
 from load.payloads import Payload, batch_payloads, load_test_images
 
 BODIES = {"single": 200, "json": 4, "npy": 4}

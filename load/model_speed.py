@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from load.launch import rss_bytes
+from harness.procfs import rss_bytes
 from load.payloads import load_test_images
 from mnist_core.modeldir import INPUT_NAME, SIGNATURE_NAME, latest_version_dir
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from load.launch import SERVING_PROBES
+from harness.launch import SERVING_PROBES
 
 Round = dict[str, Any]
 

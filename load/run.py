@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from load.launch import LaunchError, running_service
+from harness.launch import LaunchError, running_service
 from load.payloads import load_test_images
 from mnist_core.errors import DataFileError
 from mnist_core.modeldir import latest_version_dir

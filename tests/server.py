@@ -1,4 +1,4 @@
-"""The real ``mnist-serve`` as a subprocess, for tests: a thin face on :mod:`load.launch`.
+"""The real ``mnist-serve`` as a subprocess, for tests: a thin face on :mod:`harness.launch`.
 
     with ServiceProcess.start(model_root, env={"MNIST_WORKERS": "1"}) as server:
         httpx.post(f"{server.url}/predict", json={"images": [...]})
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from load import launch
-from load.launch import free_port
+from harness import launch
+from harness.launch import free_port
 
 __all__ = ["REPO", "ServerFailed", "ServiceProcess", "free_port"]
 
@@ -102,7 +102,7 @@ class ServiceProcess:
         return self.server.log_tail(lines) or "(no log)"
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
-        """End the server (see :func:`load.launch.stop`); its exit status."""
+        """End the server (see :func:`harness.launch.stop`); its exit status."""
         launch.stop(self.server, timeout)
         return self.process.returncode
 

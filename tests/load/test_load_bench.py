@@ -1,4 +1,4 @@
-"""The benchmark's parts against real servers: launcher, load generator, constant server.
+"""The benchmark's parts against real servers: load generator, constant server, report.
 
 Windows are a fraction of a second: these tests show the harness measures what it says,
 not how fast anything is (that is ``make bench``'s table).
@@ -8,42 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import urllib.request
 
 import orjson
 import pytest
 
+from harness.launch import free_port, start, stop
+from harness.procfs import process_tree
+from load.bench import constant_command
 from load.checks import check_predictions
-from load.launch import (
-    constant_command,
-    cpu_seconds,
-    free_port,
-    machine_busy_seconds,
-    process_tree,
-    start,
-    stop,
-    tree_rss,
-)
 from load.loadgen import LoadResult, measure
 from load.report import Plan, render_markdown, targets
-
-
-def test_process_tree_memory_and_cpu_come_from_proc() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        tree = process_tree(os.getpid())
-        assert tree[0] == os.getpid()
-        assert child.pid in tree
-        rss = tree_rss(os.getpid())
-        assert rss[os.getpid()] > 10 * 1024 * 1024
-        assert cpu_seconds(os.getpid()) > 0.0
-        assert machine_busy_seconds() > 0.0
-    finally:
-        child.kill()
-        child.wait()
-    assert child.pid not in process_tree(os.getpid())
 
 
 def _measure(url: str, kind: str, concurrency: int, server_pid: int | None) -> LoadResult:

@@ -2,7 +2,7 @@
 
 Used by ``make load``, ``make bench`` and the tests, so the service is started one way.
 The process runs in its own session (process group): stopping it signals that group and
-nothing else. Memory is read from ``/proc``, summed over the server's process tree.
+nothing else; its descendants are found through :mod:`harness.procfs`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .procfs import process_tree
 
 READY_PATH = "/readyz"
 PROBE_PATH = "/predict"
@@ -72,12 +74,6 @@ def serve_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "import sys; from service.cli import main; sys.exit(main())"]
-
-
-def constant_command(port: int, workers: int) -> list[str]:
-    """The constant-answer server of :mod:`load.constant_service` (imports BentoML: a child)."""
-    module = "load.constant_service"
-    return [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
 
 
 def _get_status(url: str, timeout: float, body: bytes | None = None) -> int | None:
@@ -242,63 +238,3 @@ def running_service(
         yield server
     finally:
         stop(server)
-
-
-def _children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses: fields start after the last ")".
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants that are alive now."""
-    children = _children()
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of one process (0 if it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def tree_rss(pid: int) -> dict[int, int]:
-    """Resident bytes of every process in ``pid``'s tree."""
-    return {p: rss_bytes(p) for p in process_tree(pid)}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of one process so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    # utime and stime are fields 14 and 15 of stat(5); index 0 here is field 3.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent not idle since boot (from /proc/stat)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    ticks = [int(v) for v in fields]
-    idle = ticks[3] + ticks[4]  # idle and iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
