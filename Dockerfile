@@ -24,10 +24,12 @@ RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))
 # The project itself; --no-deps keeps this layer to our own code.
 COPY README.md ./
 COPY mnist_core ./mnist_core
+COPY runtime ./runtime
 COPY training ./training
 COPY service ./service
 COPY batch ./batch
 COPY load ./load
+COPY harness ./harness
 RUN pip install --no-deps -c constraints.txt .
 
 

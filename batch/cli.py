@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.errors import DataFileError, MnistError
+from mnist_core.rows import FORMATS, Format, header
 from mnist_core.sources import ImageSource, open_source, read_labels
 
 from .client import RetryPolicy, ServiceClient
 from .journal import Journal, ResumeError
-from .output import FORMATS, Format, header
 from .report import summary
 from .runner import Job, JobStats
 from .scores import Scorer

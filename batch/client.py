@@ -31,7 +31,7 @@ import orjson
 from mnist_core.errors import MnistError
 from mnist_core.sources import Chunk
 
-from .scores import Scores, pad_single
+from .scores import Scores
 
 Transport = Literal["auto", "npy", "json"]
 NPY_ROUTE = "/predict_npy"
@@ -120,29 +120,25 @@ class ServiceClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _send(self, chunk: Chunk) -> tuple[httpx.Response, int]:
-        """The response and how many images were sent (a single image goes twice)."""
+    async def _send(self, chunk: Chunk) -> httpx.Response:
         if chunk.files is not None:
-            files = chunk.files * 2 if len(chunk) == 1 else chunk.files
-            names = (chunk.names or ()) * (len(files) // len(chunk))
             upload = [
                 ("images", (name, data, "application/octet-stream"))
-                for name, data in zip(names, files, strict=True)
+                for name, data in zip(chunk.names or (), chunk.files, strict=True)
             ]
-            return await self._http.post(IMAGE_ROUTE, files=upload), len(files)
-        images = pad_single(chunk.images)
+            return await self._http.post(IMAGE_ROUTE, files=upload)
+        images = chunk.images
         if self._transport == "json":
             body = orjson.dumps(
                 {"images": images.reshape(len(images), -1)}, option=orjson.OPT_SERIALIZE_NUMPY
             )
-            response = await self._http.post(
+            return await self._http.post(
                 JSON_ROUTE, content=body, headers={"content-type": "application/json"}
             )
-            return response, len(images)
         buffer = io.BytesIO()
         np.save(buffer, images, allow_pickle=False)
         files_ = {"array": ("chunk.npy", buffer.getvalue(), "application/octet-stream")}
-        return await self._http.post(NPY_ROUTE, files=files_), len(images)
+        return await self._http.post(NPY_ROUTE, files=files_)
 
     async def score(self, chunk: Chunk) -> Scores:
         rows = f"rows {chunk.start}..{chunk.stop - 1}"
@@ -150,13 +146,13 @@ class ServiceClient:
         while True:
             retry_after = None
             try:
-                response, sent = await self._send(chunk)
+                response = await self._send(chunk)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
             else:
                 status = response.status_code
                 if status == 200:
-                    return self._parse(response, sent, len(chunk), rows)
+                    return self._parse(response, len(chunk), rows)
                 if status in (404, 405) and self._transport == "auto" and chunk.files is None:
                     self._transport = "json"
                     self.fell_back_to_json = True
@@ -194,20 +190,18 @@ class ServiceClient:
         )
 
     @staticmethod
-    def _parse(response: httpx.Response, sent: int, n: int, rows: str) -> Scores:
+    def _parse(response: httpx.Response, n: int, rows: str) -> Scores:
         try:
             body = orjson.loads(response.content)
             predictions = body["predictions"]
-            labels = np.array([p["label"] for p in predictions[:n]], dtype=np.int64)
-            probabilities = np.array(
-                [p["probabilities"] for p in predictions[:n]], dtype=np.float64
-            )
+            labels = np.array([p["label"] for p in predictions], dtype=np.int64)
+            probabilities = np.array([p["probabilities"] for p in predictions], dtype=np.float64)
             version = int(body.get("model_version", response.headers.get("x-model-version")))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ProtocolViolation(f"{rows}: unexpected response body ({exc!r})") from None
-        if len(predictions) != sent or probabilities.shape != (n, 10):
+        if len(predictions) != n or probabilities.shape != (n, 10):
             raise ProtocolViolation(
-                f"{rows}: {len(predictions)} predictions for {sent} images"
+                f"{rows}: {len(predictions)} predictions for {n} images"
                 f" (probabilities {probabilities.shape})"
             )
         return Scores(labels=labels, probabilities=probabilities, model_version=version)

@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from mnist_core.errors import ResumeError
+
+__all__ = ["Journal", "Progress", "ResumeError", "partial_path", "record_path"]
+
 RECORD_VERSION = 1
-
-
-class ResumeError(Exception):
-    """An unfinished output cannot be continued by this command."""
 
 
 @dataclass

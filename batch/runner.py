@@ -17,10 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from mnist_core.errors import MnistError
+from mnist_core.rows import Format, format_rows
 from mnist_core.sources import Chunk, ImageSource
 
 from .journal import Journal
-from .output import Format, format_rows
 from .scores import Scorer, Scores
 
 

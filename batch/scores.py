@@ -29,14 +29,3 @@ class Scorer(Protocol):
     async def score(self, chunk: Chunk) -> Scores: ...
 
     async def aclose(self) -> None: ...
-
-
-def pad_single(images: np.ndarray) -> np.ndarray:
-    """A one-image batch doubled.
-
-    A model call on a single image takes TensorFlow's matrix-vector kernel, whose
-    float results differ from the matrix-matrix kernel's in the last bits. Never
-    calling the model with one image keeps every row's bytes independent of how the
-    input happened to be chunked (and so of where a resumed job restarted).
-    """
-    return np.concatenate([images, images]) if len(images) == 1 else images

@@ -29,10 +29,10 @@ from batch.cli import LOCAL_PIPELINE
 from batch.client import RetryPolicy, ServiceClient, Transport
 from batch.journal import Journal
 from batch.local import LocalModel
-from batch.output import header
 from batch.runner import Job
 from batch.scores import Scorer
 from mnist_core.dataset import DATA_DIR_ENV, FILES, find_file
+from mnist_core.rows import header
 from mnist_core.sources import open_source
 
 from .launch import running_service

@@ -13,7 +13,9 @@ import numpy as np
 
 from .chunks import PIXELS, Chunk, ImageSource, as_uint8_images, check_image_shape, check_labels
 from .errors import DataFileError
-from .idx import GZIP_MAGIC, UINT8_TYPE
+from .files import open_binary
+from .idx import GZIP_MAGIC, MAX_HEADER, parse_header
+from .npy import read_header
 
 IMAGE_LABEL_NAMES = ("images", "x", "x_test", "x_train", "arr_0")
 LABEL_NAMES = ("labels", "y", "y_test", "y_train", "arr_1")
@@ -95,26 +97,13 @@ class StreamSource(ImageSource):
                 yield Chunk(lo, as_uint8_images(block, lo, self.path), self._labels_for(lo, hi))
 
 
-def _idx_header(head: bytes, path: Path) -> tuple[int, tuple[int, ...]]:
-    """Header length and shape of IDX uint8 data starting with ``head``."""
-    if len(head) < 4:
-        raise DataFileError(path, "too short for an IDX header")
-    zero, dtype_code, dims = struct.unpack(">HBB", head[:4])
-    if zero != 0 or dtype_code != UINT8_TYPE or dims not in (2, 3):
-        raise DataFileError(path, "not an IDX file of uint8 images (bad magic number)")
-    header_len = 4 + 4 * dims
-    if len(head) < header_len:
-        raise DataFileError(path, "truncated IDX header")
-    return header_len, struct.unpack(f">{dims}I", head[4:header_len])
-
-
 def open_idx(path: Path) -> ImageSource:
     """Raw IDX is memory-mapped; gzipped IDX is streamed, its size checked from the trailer."""
-    with path.open("rb") as raw:
+    with open_binary(path) as raw:
         compressed = raw.read(2) == GZIP_MAGIC
     if not compressed:
-        with path.open("rb") as raw:
-            header_len, shape = _idx_header(raw.read(16), path)
+        with open_binary(path) as raw:
+            header_len, shape = parse_header(raw.read(MAX_HEADER), name=path)
         check_image_shape(shape, path)
         expected = header_len + int(np.prod(shape))
         actual = path.stat().st_size
@@ -125,13 +114,13 @@ def open_idx(path: Path) -> ImageSource:
         return ArraySource(path, array)
     try:
         with gzip.open(path, "rb") as stream:
-            header_len, shape = _idx_header(stream.read(16), path)
+            header_len, shape = parse_header(stream.read(MAX_HEADER), name=path)
     except (OSError, EOFError) as exc:
         raise DataFileError(path, f"corrupt gzip data ({exc})") from None
     check_image_shape(shape, path)
     # The gzip trailer holds the uncompressed size modulo 2**32: a cheap early check for a
     # truncated file (its CRC is only verified once the whole stream has been read).
-    with path.open("rb") as raw:
+    with open_binary(path) as raw:
         raw.seek(-4, 2)
         (isize,) = struct.unpack("<I", raw.read(4))
     if isize != (header_len + int(np.prod(shape))) % 2**32:
@@ -174,27 +163,17 @@ def open_npz(path: Path) -> ImageSource:
 
     def opener() -> IO[bytes]:
         stream = archive.zip.open(member)
-        version = np.lib.format.read_magic(stream)
-        read_header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
         read_header(stream)
         return cast(IO[bytes], stream)
 
     try:
         with archive.zip.open(member) as stream:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            header = read_header(stream)
         labels = None
         if labels_name is not None:
-            labels = check_labels(np.asarray(archive[labels_name]), shape[0], path)
-        if fortran:  # column-major data cannot be streamed by rows: rare, so load it
+            labels = check_labels(np.asarray(archive[labels_name]), header.shape[0], path)
+        if header.fortran_order:  # column-major data cannot be streamed by rows: rare, so load it
             return ArraySource(path, np.asarray(archive[images_name]), labels)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFileError(path, f"array {images_name!r} is not readable ({exc})") from None
-    return StreamSource(path, opener, tuple(shape), dtype, labels)
+    return StreamSource(path, opener, header.shape, header.dtype, labels)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataFileError
+from .errors import DataFileError, InputError
+from .validation import to_pixels
 
 IMAGE_SHAPE = (28, 28)
 PIXELS = 28 * 28
@@ -86,23 +87,16 @@ class ImageSource(abc.ABC):
 def as_uint8_images(block: np.ndarray, start: int, path: object) -> np.ndarray:
     """``block`` (n, 28, 28) or (n, 784) of any numeric dtype as uint8 (n, 28, 28).
 
-    Non-uint8 data is accepted only when every value is a whole number in 0..255; the
-    error names the first offending image.
+    Values follow the one pixel rule (:func:`~.validation.to_pixels`); the error names
+    the file and the first offending image by its position in the file.
     """
     n = len(block)
-    if block.dtype != np.uint8:
-        if block.dtype.kind not in "iuf":
-            raise DataFileError(path, f"dtype {block.dtype} does not hold pixel values")
-        flat = block.reshape(n, -1)
-        with np.errstate(invalid="ignore"):
-            ok = (flat >= 0) & (flat <= 255) & (flat == np.floor(flat))
-        bad = np.flatnonzero(~ok.all(axis=1))
-        if bad.size:
-            raise DataFileError(
-                path, f"image {start + int(bad[0])}: pixel values must be whole numbers in 0..255"
-            )
-        block = block.astype(np.uint8)
-    return block.reshape(n, *IMAGE_SHAPE)
+    if block.dtype.kind not in "iuf":
+        raise DataFileError(path, f"dtype {block.dtype} does not hold pixel values")
+    try:
+        return to_pixels(block.reshape(n, *IMAGE_SHAPE), first_index=start)
+    except InputError as exc:
+        raise DataFileError(path, exc.message) from None
 
 
 def check_image_shape(shape: tuple[int, ...], path: object) -> None:

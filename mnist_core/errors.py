@@ -1,12 +1,20 @@
 """Domain errors of the MNIST project.
 
-They know nothing of HTTP: the service translates them to statuses in one place.
+Each carries a stable ``reason`` token (a metrics label and the ``reason`` field of an
+error body) and the HTTP ``status`` it stands for. Nothing here builds an HTTP answer:
+the service turns any of them into one in exactly one place (``service.errors``).
 
-    MnistError
-    ├── DataFileError        an IDX data file is missing, truncated or corrupt
-    └── InputError           a client sent input we cannot score
-        ├── PayloadTooLarge  too many images or bytes
-        └── UnsupportedMedia a content type or image format we do not read
+    MnistError                 500 internal: a bug, never a client's doing
+    ├── DataFileError          400 invalid_file: a data file is missing, truncated or corrupt
+    ├── ModelUnavailable       503 model_unavailable: no usable model where one should be
+    ├── NotReady               503 not_ready: the model is still loading
+    ├── Overloaded             429 overloaded: more queued work than the service takes on
+    ├── ResumeError            a batch job's unfinished output cannot be continued
+    └── InputError             400 invalid_input: a client sent input we cannot score
+        ├── NotFound           404 not_found: no such route, model version or label
+        ├── MethodNotAllowed   405 method_not_allowed
+        ├── PayloadTooLarge    413 too_large: too many images, bytes or pixels
+        └── UnsupportedMedia   415 unsupported_media_type: a content type we do not read
 """
 
 from __future__ import annotations
@@ -17,24 +25,10 @@ from typing import Any
 class MnistError(Exception):
     """Base of every error this project raises on purpose."""
 
-
-class DataFileError(MnistError):
-    """An IDX data file is missing, truncated or corrupt."""
-
-    def __init__(self, path: object, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
-
-
-class InputError(MnistError):
-    """Client input that cannot be scored.
-
-    ``reason`` is a short stable token (used as a metrics label); ``details`` names
-    where the problem is, for example ``{"index": 3}`` or ``{"field": "images"}``.
-    """
-
-    reason = "invalid_input"
+    status = 500
+    reason = "internal"
+    retry_after: float | None = None
+    """Seconds a client should wait before trying again, for statuses that invite it."""
 
     def __init__(self, message: str, *, reason: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -44,16 +38,86 @@ class InputError(MnistError):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON error body: the message, the reason, and where (``index``, ``field``...)."""
         return {"error": self.message, "reason": self.reason, **self.details}
 
 
-class PayloadTooLarge(InputError):
-    """More images or bytes than the configured maximum."""
+class DataFileError(MnistError):
+    """A data file is missing, truncated or corrupt; the message names the file."""
 
+    status = 400
+    reason = "invalid_file"
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+class ModelUnavailable(MnistError):
+    """There is no usable model; the message says what is missing and what to do."""
+
+    status = 503
+    reason = "model_unavailable"
+
+
+class NotReady(MnistError):
+    """The model is still loading; a retry shortly will succeed."""
+
+    status = 503
+    reason = "not_ready"
+    retry_after = 1.0
+
+
+class Overloaded(MnistError):
+    """More work is queued than the service takes on; the client should back off."""
+
+    status = 429
+    reason = "overloaded"
+    retry_after = 1.0
+
+
+class ResumeError(MnistError):
+    """A batch job's unfinished output belongs to another job or cannot be continued."""
+
+    status = 400
+    reason = "cannot_resume"
+
+
+class InputError(MnistError):
+    """Client input that cannot be scored.
+
+    ``details`` name where the problem is, for example ``{"index": 3}`` or
+    ``{"field": "images"}``.
+    """
+
+    status = 400
+    reason = "invalid_input"
+
+
+class NotFound(InputError):
+    """No such route, model version or label."""
+
+    status = 404
+    reason = "not_found"
+
+
+class MethodNotAllowed(InputError):
+    """The route exists but does not take this HTTP method."""
+
+    status = 405
+    reason = "method_not_allowed"
+
+
+class PayloadTooLarge(InputError):
+    """More images, bytes or pixels than the configured maximum."""
+
+    status = 413
     reason = "too_large"
 
 
 class UnsupportedMedia(InputError):
     """A content type or file format we do not read."""
 
+    status = 415
     reason = "unsupported_media_type"

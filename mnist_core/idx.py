@@ -15,18 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataFileError
+from .files import read_bytes
 
 UINT8_TYPE = 0x08
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_HEADER = 4 + 4 * 255
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataFileError(path, "file not found") from None
-    except OSError as exc:
-        raise DataFileError(path, f"cannot read file ({exc.strerror})") from None
+    raw = read_bytes(path)
     if raw[:2] == GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
@@ -35,23 +32,33 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
+def parse_header(
+    head: bytes, *, name: object, ndim: int | None = None
+) -> tuple[int, tuple[int, ...]]:
+    """The header length and shape of IDX uint8 data that starts with ``head``.
+
+    ``head`` need only hold the header (at most 4 + 4 x 255 bytes); the data is not read.
+    """
+    if len(head) < 4:
+        raise DataFileError(name, f"too short for an IDX header ({len(head)} bytes)")
+    zero, dtype_code, dims = struct.unpack(">HBB", head[:4])
+    if zero != 0 or dtype_code != UINT8_TYPE:
+        magic = int.from_bytes(head[:4], "big")
+        raise DataFileError(name, f"bad magic number 0x{magic:08x} (not a uint8 IDX file)")
+    if ndim is not None and dims != ndim:
+        raise DataFileError(name, f"expected {ndim} dimensions, header says {dims}")
+    header_len = 4 + 4 * dims
+    if len(head) < header_len:
+        raise DataFileError(name, f"truncated header ({len(head)} of {header_len} bytes)")
+    return header_len, struct.unpack(f">{dims}I", head[4:header_len])
+
+
 def parse_idx(data: bytes, *, name: object = "<bytes>", ndim: int | None = None) -> np.ndarray:
     """Decode IDX bytes (not compressed) to a uint8 array, checking header and size.
 
     The array is a writable copy, as ``keras.datasets.mnist.load_data()`` returns.
     """
-    if len(data) < 4:
-        raise DataFileError(name, f"too short for an IDX header ({len(data)} bytes)")
-    zero, dtype_code, dims = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype_code != UINT8_TYPE:
-        magic = int.from_bytes(data[:4], "big")
-        raise DataFileError(name, f"bad magic number 0x{magic:08x} (not a uint8 IDX file)")
-    if ndim is not None and dims != ndim:
-        raise DataFileError(name, f"expected {ndim} dimensions, header says {dims}")
-    header_len = 4 + 4 * dims
-    if len(data) < header_len:
-        raise DataFileError(name, f"truncated header ({len(data)} of {header_len} bytes)")
-    shape = struct.unpack(f">{dims}I", data[4:header_len])
+    header_len, shape = parse_header(data[:MAX_HEADER], name=name, ndim=ndim)
     expected = int(np.prod(shape, dtype=np.int64))
     actual = len(data) - header_len
     if actual != expected:

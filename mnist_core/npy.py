@@ -1,4 +1,4 @@
-"""Reading client-supplied ``.npy`` bytes safely.
+"""The ``.npy`` format: one header parser, and client-supplied bytes read safely.
 
 The header is parsed first and checked against the bytes actually present, so a header
 that claims a huge shape allocates nothing, and object (pickled) arrays are refused
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
+from typing import IO, Any
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -19,13 +21,20 @@ from .validation import images_from_array
 MAGIC = b"\x93NUMPY"
 
 
-def load_npy(data: bytes, *, field: str = "array") -> np.ndarray:
-    """The array stored in ``.npy`` bytes (``allow_pickle=False`` semantics)."""
-    if not data.startswith(MAGIC):
-        raise InputError(
-            "not a .npy file (missing the \\x93NUMPY magic)", reason="invalid_npy", field=field
-        )
-    stream = io.BytesIO(data)
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a ``.npy`` header declares; the data follows it."""
+
+    shape: tuple[int, ...]
+    fortran_order: bool
+    dtype: np.dtype[Any]
+
+
+def read_header(stream: IO[bytes]) -> NpyHeader:
+    """The header at the start of ``stream``, leaving the stream at the first data byte.
+
+    Raises ``ValueError`` with NumPy's explanation for anything but a valid header.
+    """
     try:
         version = npy_format.read_magic(stream)
         if version == (1, 0):
@@ -34,27 +43,43 @@ def load_npy(data: bytes, *, field: str = "array") -> np.ndarray:
             shape, fortran_order, dtype = npy_format.read_array_header_2_0(stream)
         else:
             raise ValueError(f"unsupported .npy version {version}")
+    except ValueError:
+        raise
     except Exception as exc:  # NumPy's header parser raises several kinds on bad input
+        raise ValueError(str(exc) or type(exc).__name__) from None
+    return NpyHeader(tuple(shape), bool(fortran_order), dtype)
+
+
+def load_npy(data: bytes, *, field: str = "array") -> np.ndarray:
+    """The array stored in ``.npy`` bytes (``allow_pickle=False`` semantics)."""
+    if not data.startswith(MAGIC):
+        raise InputError(
+            "not a .npy file (missing the \\x93NUMPY magic)", reason="invalid_npy", field=field
+        )
+    stream = io.BytesIO(data)
+    try:
+        header = read_header(stream)
+    except ValueError as exc:
         raise InputError(
             f"unreadable .npy header: {exc}", reason="invalid_npy", field=field
         ) from None
-    if dtype.hasobject:
+    if header.dtype.hasobject:
         raise InputError(
             ".npy holds Python objects (a pickle); only numeric arrays are accepted",
             reason="pickled_npy",
             field=field,
         )
     offset = stream.tell()
-    count = math.prod(shape)
-    if count * dtype.itemsize != len(data) - offset:
+    count = math.prod(header.shape)
+    if count * header.dtype.itemsize != len(data) - offset:
         raise InputError(
-            f".npy header declares shape {list(shape)} of {dtype}, "
+            f".npy header declares shape {list(header.shape)} of {header.dtype}, "
             f"which does not match the {len(data) - offset} data bytes",
             reason="invalid_npy",
             field=field,
         )
-    flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
-    return flat.reshape(shape, order="F" if fortran_order else "C")
+    flat = np.frombuffer(data, dtype=header.dtype, count=count, offset=offset)
+    return flat.reshape(header.shape, order="F" if header.fortran_order else "C")
 
 
 def images_from_npy(data: bytes, *, max_images: int, field: str = "array") -> np.ndarray:

@@ -10,28 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
 from .chunks import PIXELS, Chunk, ImageSource, as_uint8_images
 from .errors import DataFileError
+from .files import open_text
 
 Lines = list[tuple[int, str]]
 
 
-def _open_text(path: Path) -> IO[str]:
-    try:
-        return path.open("r", encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise DataFileError(path, "file not found") from None
-    except OSError as exc:
-        raise DataFileError(path, f"cannot read file ({exc.strerror})") from None
-
-
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """Non-blank lines with their 1-based line numbers."""
-    with _open_text(path) as text:
+    with open_text(path) as text:
         try:
             for number, line in enumerate(text, start=1):
                 if line.strip():

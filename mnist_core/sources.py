@@ -17,14 +17,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from .array_sources import ArraySource, StreamSource, open_idx, open_npy, open_npz
 from .chunks import IMAGE_SHAPE, Chunk, ImageSource, check_labels
 from .errors import DataFileError, MnistError
+from .files import open_binary, read_bytes
 from .idx import GZIP_MAGIC, read_idx
+from .npy import MAGIC as NPY_MAGIC
 from .pixel_csv import CsvSource
 
 __all__ = [
@@ -38,7 +40,6 @@ __all__ = [
     "read_labels",
 ]
 
-NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -64,7 +65,7 @@ class DirectorySource(ImageSource):
         for lo in range(start, self.count, size):
             batch = self.files[lo : lo + size]
             names = tuple(p.name for p in batch)
-            data = [self._read(p) for p in batch]
+            data = [read_bytes(p) for p in batch]
             if self._decode is None:
                 empty = np.zeros((0, *IMAGE_SHAPE), np.uint8)
                 yield Chunk(lo, empty, None, names, tuple(data))
@@ -76,13 +77,6 @@ class DirectorySource(ImageSource):
                 ]
             )
             yield Chunk(lo, images, None, names)
-
-    @staticmethod
-    def _read(file: Path) -> bytes:
-        try:
-            return file.read_bytes()
-        except OSError as exc:
-            raise DataFileError(file, f"cannot read file ({exc.strerror})") from None
 
     def _decoded(self, data: bytes, index: int, file: Path) -> np.ndarray:
         assert self._decode is not None
@@ -107,19 +101,10 @@ class DirectorySource(ImageSource):
 def read_labels(path: str | Path, count: int) -> np.ndarray:
     """A labels file (IDX, gzipped or raw, or .npy) checked against ``count`` images."""
     path = Path(path)
-    with _opened(path) as raw:
+    with open_binary(path) as raw:
         head = raw.read(6)
     labels = np.load(path, allow_pickle=False) if head == NPY_MAGIC else read_idx(path, ndim=1)
     return check_labels(labels, count, path)
-
-
-def _opened(path: Path) -> IO[bytes]:
-    try:
-        return path.open("rb")
-    except FileNotFoundError:
-        raise DataFileError(path, "file not found") from None
-    except OSError as exc:
-        raise DataFileError(path, f"cannot read file ({exc.strerror})") from None
 
 
 def open_source(
@@ -133,7 +118,7 @@ def open_source(
     path = Path(path)
     if path.is_dir():
         return DirectorySource(path, decode_image)
-    with _opened(path) as raw:
+    with open_binary(path) as raw:
         head = raw.read(8)
     if not head:
         raise DataFileError(path, "empty file")

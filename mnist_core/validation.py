@@ -1,9 +1,13 @@
 """Strict checks that turn client input into the model's ``uint8 [N, 28, 28]`` batch.
 
 Every problem raises :class:`~mnist_core.errors.InputError` naming the first offending
-image by its index. Pixel convention: values are 0..255 (0 is the background, as in
-MNIST); integers are taken as they are, floats must be finite and are rounded to the
-nearest integer. Values in [0, 1] are *not* rescaled: they are nearly black pixels.
+image by its index.
+
+The pixel rule, the same on every path (JSON, ``.npy`` bodies and files, IDX, CSV, the
+async jobs and ``mnist-batch``): values are whole numbers 0..255, 0 being the background
+as in MNIST, in any numeric type (``3`` and ``3.0`` are the same pixel). A fraction, NaN,
+an infinity or a value outside 0..255 is refused, never rounded or clipped: the usual
+cause is an image scaled to [0, 1], which would otherwise be read as nearly black.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ def images_from_array(array: np.ndarray, *, max_images: int) -> np.ndarray:
 
 
 def to_pixels(batch: np.ndarray, *, first_index: int = 0) -> np.ndarray:
-    """A numeric ``[N, 28, 28]`` array checked for finite values in 0..255, as uint8.
+    """A numeric ``[N, 28, 28]`` array checked against the pixel rule, as uint8.
 
     Errors name the offending image as ``first_index`` plus its position in ``batch``.
     """
@@ -101,7 +105,15 @@ def to_pixels(batch: np.ndarray, *, first_index: int = 0) -> np.ndarray:
             index=index,
         )
     if batch.dtype.kind == "f":
-        batch = np.rint(batch)
+        bad = batch != np.floor(batch)
+        if bad.any():
+            index = first_index + _first_image(bad)
+            raise InputError(
+                f"image {index} has fractional pixel values: pixels are whole numbers 0..255 "
+                "(an image scaled to [0, 1] must be multiplied by 255 and rounded first)",
+                reason="not_integer",
+                index=index,
+            )
     return batch.astype(np.uint8)
 
 

@@ -10,8 +10,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+from mnist_core.errors import ModelUnavailable
+from mnist_core.modeldir import find_model
+
 from .config import ServiceSettings
-from .model import ModelUnavailable, find_model
 
 POLL_SECONDS = 0.2
 

@@ -7,7 +7,7 @@ Exposed as the BentoML task ``batch``::
     GET  /batch/status?task_id=...                            -> {"status": "in_progress" | ...}
     GET  /batch/get?task_id=...                               -> the CSV / JSON Lines rows
 
-The rows are formatted by :mod:`batch.output`, so a job's result has the same columns
+The rows are formatted by :mod:`mnist_core.rows`, so a job's result has the same columns
 and the same bytes as ``mnist-batch`` writes for the same file and model. Images go
 through the worker's batcher in chunks, sharing the model with online traffic instead of
 competing with it.
@@ -26,14 +26,13 @@ import numpy as np
 from pydantic import BaseModel, Field, RootModel
 from starlette.responses import Response
 
-from batch.output import FORMATS, Format, format_rows, header
-from batch.scores import pad_single
 from mnist_core.errors import DataFileError, InputError
+from mnist_core.modeldir import ModelInfo
+from mnist_core.rows import FORMATS, Format, format_rows, header
 from mnist_core.sources import Chunk, ImageSource, open_source
 
 from .batching import Batcher
 from .errors import not_ready, reject
-from .model import ModelInfo
 
 Predict = Callable[[np.ndarray], Awaitable[tuple[np.ndarray, np.ndarray]]]
 CHUNK_IMAGES = 1000
@@ -95,7 +94,7 @@ async def score_source(
     chunks: Iterator[Chunk] = source.chunks(0, CHUNK_IMAGES)
     while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
         n = len(chunk)
-        probabilities, labels = await predict(pad_single(chunk.images))
+        probabilities, labels = await predict(chunk.images)
         keys = range(chunk.start, chunk.stop)
         parts.append(
             await asyncio.to_thread(

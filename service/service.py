@@ -25,7 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mnist_core.errors import InputError
+from mnist_core.errors import InputError, ModelUnavailable
+from mnist_core.modeldir import ModelInfo, find_model
+from runtime import savedmodel
 
 from . import decoding, jobs, multipart
 from .batching import Batcher
@@ -33,7 +35,6 @@ from .config import ServiceSettings
 from .errors import json_response, not_ready, reject
 from .metrics import service_metrics
 from .middleware import HttpGuard
-from .model import LoadedModel, ModelInfo, ModelUnavailable, find_model
 from .schemas import ImageUpload, NpyUpload, PredictRequest, PredictResponse, RawBody, RawFiles
 
 FAILURE_FILE_ENV = "MNIST_SERVE_FAILURE_FILE"
@@ -84,7 +85,7 @@ class MnistService:
 
     def _load(self) -> None:
         try:
-            model = LoadedModel(self.info, threads=self.settings.tf_threads)
+            model = savedmodel.load(self.info, threads=self.settings.tf_threads)
             model.warm_up()
         except ModelUnavailable as exc:
             _die(str(exc))

@@ -45,11 +45,14 @@ def test_valid_json_images_round_trip(form: str, may_hold_booleans: bool) -> Non
     np.testing.assert_array_equal(result, BATCH)
 
 
-def test_floats_are_rounded_and_integers_kept() -> None:
-    image = [float(v) + 0.4 for v in range(200)] + [255.0] * 584
+def test_whole_floats_are_pixels_and_fractions_are_refused() -> None:
+    image = [float(v) for v in range(200)] + [255.0] * 584
     result = images_from_json([image], max_images=1)
     assert result[0].reshape(-1)[:200].tolist() == list(range(200))
     assert result[0].reshape(-1)[-1] == 255
+    error = error_of([[0] * 784, [*image[:-1], 254.5]])
+    assert (error.reason, error.details) == ("not_integer", {"index": 1})
+    assert "multiplied by 255" in error.message
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from batch.journal import Journal, ResumeError, partial_path, record_path
-from batch.output import columns, format_rows, header
+from mnist_core.rows import columns, format_rows, header
 
 JOB = {"input": {"path": "/data/x.npy", "size": 10}, "format": "csv"}
 HEADER = header("csv")

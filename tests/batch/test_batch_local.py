@@ -13,8 +13,8 @@ import pytest
 
 from batch.cli import main
 from batch.journal import Journal, partial_path
-from batch.output import header
 from mnist_core.modeldir import METADATA_FILE
+from mnist_core.rows import header
 from mnist_core.sources import open_source
 
 

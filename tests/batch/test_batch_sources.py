@@ -120,7 +120,7 @@ def broken_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     _truncate(gz, len(gz.read_bytes()) - 40)
     cases["truncated gzip IDX"] = (gz, "gz-idx3-ubyte.gz")
     labels = write_idx(tmp_path / "labels-idx1-ubyte", LABELS)
-    cases["IDX labels as images"] = (labels, "not an IDX file of uint8 images")
+    cases["IDX labels as images"] = (labels, "array shape (7,) is not (N, 28, 28)")
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00\x01garbage" * 10)
     cases["unknown format"] = (junk, "unrecognised format")
@@ -136,7 +136,7 @@ def broken_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     cases["wrong shape"] = (shape, "(3, 28, 27)")
     floats = tmp_path / "scaled.npy"
     np.save(floats, IMAGES.astype(np.float32) / 255.0)
-    cases["pixels in [0, 1]"] = (floats, "image 0: pixel values must be whole numbers in 0..255")
+    cases["pixels in [0, 1]"] = (floats, "image 0 has fractional pixel values")
     big = tmp_path / "big.npy"
     values = IMAGES.astype(np.int32)
     values[5, 3, 3] = 256

@@ -1,4 +1,4 @@
-"""Rows of a batch job's output: CSV (default) or JSON Lines, one row per input image.
+"""Rows of a scoring job's output: CSV (default) or JSON Lines, one row per input image.
 
 Columns: the row's key (``index``, or ``file`` for a directory of images), ``label``,
 ``confidence``, ``p0`` .. ``p9``, ``model_version``. Floats have a fixed format with 8
@@ -6,7 +6,7 @@ decimals, so the same predictions always give the same bytes: a resumed job's ou
 byte-identical to an uninterrupted one, and outputs of the client, ``--local`` and the
 service's async jobs can be compared directly.
 
-Pure (NumPy and the standard library): the service formats its async-job results here too.
+``mnist-batch`` and the service's async jobs both write their rows here.
 """
 
 from __future__ import annotations

@@ -1,0 +1,129 @@
+"""Loading, warming and calling an exported SavedModel: the one copy of that code.
+
+The service's workers, ``mnist-batch --local`` and the benchmarks all load a version with
+:func:`load` and call it as ``model(images)``. This is the only module that imports
+TensorFlow for serving, and only when a model is loaded, so finding and describing
+versions (:mod:`mnist_core.modeldir`) costs nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_core.errors import ModelUnavailable
+from mnist_core.modeldir import INPUT_NAME, SIGNATURE_NAME, TRAIN_HINT, ModelInfo, resolve_model
+
+from .quiet import native_stderr_filtered
+
+Outputs = tuple[np.ndarray, np.ndarray]
+KERAS_EAGER_IMPORT = "keras.src.optimizers"
+WARM_UP_SIZES = (2, 8, 64)
+
+_threads_lock = threading.Lock()
+_threads_set: int | None = None
+
+
+def import_tensorflow() -> Any:
+    """``import tensorflow``: quietly, and without the Keras import it does on the side.
+
+    TensorFlow's ``__init__`` imports all of Keras (and through it matplotlib) so that
+    SavedModels written by ``keras.Model.save`` find their classes registered; it skips
+    that when the import fails. Our SavedModel is a plain ``tf.Module`` signature and
+    needs none of it: leaving it out saves about 1 s of start-up and 50 MB per worker,
+    with identical outputs. The block is lifted again right after, so a later
+    ``import keras`` in the same process works as usual.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    blocked = KERAS_EAGER_IMPORT not in sys.modules
+    if blocked:
+        sys.modules[KERAS_EAGER_IMPORT] = None  # type: ignore[assignment]
+    try:
+        with native_stderr_filtered():
+            import tensorflow as tf
+    finally:
+        if blocked and sys.modules.get(KERAS_EAGER_IMPORT, False) is None:
+            del sys.modules[KERAS_EAGER_IMPORT]
+    return tf
+
+
+def _configure(tf: Any, threads: int | None) -> None:
+    """TensorFlow's thread pools, set once per process before the first op creates them."""
+    global _threads_set
+    with _threads_lock:
+        if _threads_set is None:
+            if threads is not None:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            _threads_set = threads or 0
+            with native_stderr_filtered():  # device discovery logs the missing CUDA driver
+                tf.config.list_physical_devices()
+
+
+class SavedModel:
+    """The ``serving_default`` signature of one exported version, callable on uint8 batches."""
+
+    def __init__(self, info: ModelInfo, signature: Any, loaded: Any, tf: Any) -> None:
+        self.info = info
+        self._signature = signature
+        self._loaded = loaded  # keeps the signature's variables alive
+        self._tf = tf
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    def __call__(self, images: np.ndarray) -> Outputs:
+        """``uint8 [N, 28, 28]`` -> (probabilities float32 ``[N, 10]``, labels int64 ``[N]``).
+
+        A single image is sent twice: on one row TensorFlow takes its matrix-vector
+        kernel, whose float results differ from the matrix-matrix kernel's in the last
+        bits. Never calling the graph with one image keeps every row's bytes independent
+        of how requests were merged or a job was chunked.
+        """
+        n = len(images)
+        batch = np.concatenate([images, images]) if n == 1 else images
+        outputs = self._signature(**{INPUT_NAME: self._tf.constant(batch, dtype=self._tf.uint8)})
+        probabilities = outputs["probabilities"].numpy()
+        labels = outputs["label"].numpy()
+        return (probabilities[:1], labels[:1]) if n == 1 else (probabilities, labels)
+
+    def warm_up(self, batch_sizes: tuple[int, ...] = WARM_UP_SIZES) -> None:
+        """Run the graph once per size so the first client does not pay for allocations."""
+        for size in batch_sizes:
+            probabilities, labels = self(np.zeros((size, 28, 28), dtype=np.uint8))
+            if probabilities.shape != (size, 10) or labels.shape != (size,):
+                raise ModelUnavailable(
+                    f"model {self.info.path} returned probabilities of shape "
+                    f"{probabilities.shape} and labels of shape {labels.shape} for {size} "
+                    f"images; expected ({size}, 10) and ({size},)",
+                    reason="bad_outputs",
+                )
+
+
+def load(model: ModelInfo | str | Path, *, threads: int | None = None) -> SavedModel:
+    """Load a version (a :class:`ModelInfo`, a version directory or a model root).
+
+    ``threads`` sets TensorFlow's intra- and inter-op threads for the process (the first
+    load decides; None keeps TensorFlow's default of one per core). Raises
+    :class:`ModelUnavailable` with the reason when the files do not load.
+    """
+    info = model if isinstance(model, ModelInfo) else resolve_model(model)
+    tf = import_tensorflow()
+    _configure(tf, threads)
+    try:
+        loaded = tf.saved_model.load(str(info.path))
+        signature = loaded.signatures[SIGNATURE_NAME]
+    except Exception as exc:  # TensorFlow raises many types for a damaged SavedModel
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise ModelUnavailable(
+            f"model {info.path} could not be loaded ({type(exc).__name__}: {first_line}); "
+            + TRAIN_HINT.format(root=info.path.parent),
+            reason="load_failed",
+        ) from exc
+    return SavedModel(info, signature, loaded, tf)
