@@ -46,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--local", type=Path, metavar="MODEL_DIR", help="score in process with this SavedModel"
     )
+    pin = parser.add_mutually_exclusive_group()
+    pin.add_argument(
+        "--model-version",
+        type=int,
+        metavar="N",
+        help="score with model version N only (with --local: <MODEL_DIR>/N); a rollout "
+        "during the job does not change it",
+    )
+    pin.add_argument(
+        "--label", help="score with the version the service's label names (e.g. canary)"
+    )
     parser.add_argument(
         "--chunk-size", type=int, default=1000, help="images per request (default: %(default)s)"
     )
@@ -96,13 +107,16 @@ def _scorer(args: argparse.Namespace) -> Scorer:
     if args.local is not None:
         from .local import LocalModel
 
-        return LocalModel(args.local)
+        where = args.local / str(args.model_version) if args.model_version else args.local
+        return LocalModel(where)
     return ServiceClient(
         args.url,
         transport=args.transport,
         timeout_s=args.timeout,
         concurrency=args.concurrency,
         policy=RetryPolicy(retries=args.retries),
+        model_version=args.model_version,
+        label=args.label,
     )
 
 
@@ -143,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.chunk_size < 1 or args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
         parser.error("--chunk-size and --concurrency must be >= 1, --retries >= 0, --timeout > 0")
+    if args.model_version is not None and args.model_version < 1:
+        parser.error("--model-version must be a positive integer")
+    if args.label is not None and args.local is not None:
+        parser.error("--label names a version of the service; with --local use --model-version")
     if not args.output.parent.is_dir():
         parser.error(f"the output directory {args.output.parent} does not exist")
     fmt = _output_format(args)

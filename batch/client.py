@@ -105,9 +105,16 @@ class ServiceClient:
         concurrency: int = 4,
         policy: RetryPolicy | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        model_version: int | None = None,
+        label: str | None = None,
     ) -> None:
+        # The service's per-request choice of version: pinned, a rollout cannot change it.
+        params = {"version": str(model_version)} if model_version is not None else {}
+        if label is not None:
+            params["label"] = label
         self._http = httpx.AsyncClient(
             base_url=url,
+            params=params,
             transport=http_transport,
             timeout=timeout_s,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -153,7 +160,17 @@ class ServiceClient:
                 status = response.status_code
                 if status == 200:
                     return self._parse(response, len(chunk), rows)
-                if status in (404, 405) and self._transport == "auto" and chunk.files is None:
+                no_route = error_detail(response).get("reason") in (
+                    None,
+                    "not_found",
+                    "method_not_allowed",
+                )
+                if (
+                    no_route
+                    and status in (404, 405)
+                    and self._transport == "auto"
+                    and chunk.files is None
+                ):
                     self._transport = "json"
                     self.fell_back_to_json = True
                     continue
@@ -173,6 +190,15 @@ class ServiceClient:
     def _rejected(response: httpx.Response, chunk: Chunk) -> ServerRejected:
         detail = error_detail(response)
         message = str(detail.get("error", "")) or response.reason_phrase
+        if detail.get("reason") in ("unknown_version", "unknown_label"):
+            return ServerRejected(
+                f"rows {chunk.start}..{chunk.stop - 1}: {message}; the rows before are kept. "
+                "Rerun with --model-version N --restart to score the whole input with a "
+                "version the service serves (GET /models lists them), or have the service "
+                "keep serving this one (MNIST_VERSION_POLICY=latest:2 or specific:N)",
+                status=response.status_code,
+                index=None,
+            )
         offset = detail.get("index")
         if isinstance(offset, int) and 0 <= offset < len(chunk):
             index: int | None = chunk.start + offset

@@ -88,6 +88,7 @@ class Job:
                 f"rows before {chunk.start} were scored by model version "
                 f"{progress.model_version}, but rows {chunk.start}..{chunk.stop - 1} by version "
                 f"{scores.model_version}; rerun with --restart to score everything with one model"
+                " (and --model-version N to pin the job to one version)"
             )
         truth = self.labels[chunk.start : chunk.stop] if self.labels is not None else chunk.labels
         if self.stats.confusion is not None and truth is not None:

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from mnist_core.errors import ModelUnavailable
 
-from . import jobs, multipart
+from . import jobs, logs, multipart
 from .app import create_app
 from .config import ServiceSettings
 from .metrics import ServiceMetrics
@@ -43,6 +43,7 @@ class MnistService:
     """MNIST digit recognition: JSON, image and .npy inputs, adaptively batched."""
 
     def __init__(self) -> None:
+        logs.configure()
         settings = ServiceSettings()
         try:
             control = os.environ.get(CONTROL_FILE_ENV)

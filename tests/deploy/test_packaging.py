@@ -24,4 +24,4 @@ def test_the_serving_install_pulls_in_no_load_or_plotting_tools() -> None:
 def test_the_extras_carry_the_training_and_load_tools() -> None:
     extras = PROJECT["optional-dependencies"]
     assert {"matplotlib", "locust"} <= installed_closure(extras["load"]).keys()
-    assert "matplotlib" in installed_closure(extras["train"]).keys()
+    assert "matplotlib" in installed_closure(extras["train"])
