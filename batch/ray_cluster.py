@@ -26,7 +26,6 @@ from typing import Any
 from mnist_core.errors import MnistError
 
 USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
-AUTH_MODE_ENV = "RAY_AUTH_MODE"
 LOOPBACK = "127.0.0.2"
 """Where a cluster started for one job listens for its own processes. Ray replaces
 127.0.0.1 by the machine's network address, so another address of the loopback range
@@ -74,9 +73,6 @@ class RayCluster:
             "logging_level": logging.WARNING,
         }
         if self.address is None:
-            # Token authentication, Ray's default for a new local cluster, said explicitly:
-            # other users of this machine cannot run code on it, and Ray does not warn.
-            os.environ.setdefault(AUTH_MODE_ENV, "token")
             options.update(
                 num_cpus=self.num_cpus or os.cpu_count() or 1,
                 include_dashboard=False,

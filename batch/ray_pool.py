@@ -107,7 +107,9 @@ class RayPool:
                 max_task_retries=0,
             )
             self._actors: list[Any] = [
-                remote.remote(str(info.path), actor_cpus) for _ in range(count)
+                # Absolute: actors run in folders of Ray's own, on any node of the cluster.
+                remote.remote(str(info.path.resolve()), actor_cpus)
+                for _ in range(count)
             ]
             self._in_flight = [0] * count
             self._resting_until = [0.0] * count
