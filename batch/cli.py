@@ -22,6 +22,9 @@ from .scores import Scorer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+DEFAULT_URL = "http://127.0.0.1:3000"
+ENGINES = ("service", "local", "ray")
+SERVICE_CONCURRENCY = 4
 LOCAL_PIPELINE = 2
 """Chunks in flight with --local: one in the model while the next is read."""
 MAX_IMAGE_PIXELS = 16_000_000
@@ -40,11 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="output file")
     where = parser.add_mutually_exclusive_group()
+    where.add_argument("--url", help=f"the service (default: {DEFAULT_URL})")
     where.add_argument(
-        "--url", default="http://127.0.0.1:3000", help="the service (default: %(default)s)"
+        "--local",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="score with this SavedModel (a version or a model root's highest version): "
+        "in this process, or on Ray actors with --engine ray",
     )
-    where.add_argument(
-        "--local", type=Path, metavar="MODEL_DIR", help="score in process with this SavedModel"
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="where chunks are scored: 'service' (--url; the default), 'local' (in this "
+        "process; the default with --local) or 'ray' (a pool of Ray actors, each loading "
+        "--local MODEL_DIR)",
     )
     pin = parser.add_mutually_exclusive_group()
     pin.add_argument(
@@ -61,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size", type=int, default=1000, help="images per request (default: %(default)s)"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=4, help="requests in flight (default: %(default)s)"
+        "--concurrency",
+        type=int,
+        help=f"chunks in flight (default: {SERVICE_CONCURRENCY} requests to the service, "
+        "2 per Ray actor)",
     )
     parser.add_argument("--labels", type=Path, help="true labels (IDX or .npy) for accuracy")
     parser.add_argument(
@@ -83,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--restart", action="store_true", help="discard an unfinished output and start over"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group("Ray (--engine ray)")
+    ray.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="join this cluster ('auto', HOST:PORT or ray://HOST:PORT); "
+        "default: start a local one for the job",
+    )
+    ray.add_argument(
+        "--actors", type=int, help="scoring actors (default: the cluster's CPUs / --actor-cpus)"
+    )
+    ray.add_argument(
+        "--actor-cpus",
+        type=int,
+        default=1,
+        help="CPUs, and so TensorFlow threads, per actor (default: %(default)s)",
+    )
     return parser
 
 
@@ -103,21 +134,57 @@ def _output_format(args: argparse.Namespace) -> Format:
     return "jsonl" if args.output.suffix.lower() in JSONL_SUFFIXES else "csv"
 
 
-def _scorer(args: argparse.Namespace) -> Scorer:
-    if args.local is not None:
+def _engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The engine the flags ask for; ``parser.error`` on a combination that makes no sense."""
+    engine: str = args.engine or ("local" if args.local is not None else "service")
+    if engine == "service" and args.local is not None:
+        parser.error("--local MODEL_DIR scores with --engine local or ray, not the service")
+    if engine != "service" and args.local is None:
+        parser.error(f"--engine {engine} needs --local MODEL_DIR, the model to score with")
+    if engine != "ray" and (args.ray_address is not None or args.actors is not None):
+        parser.error("--ray-address and --actors apply to --engine ray")
+    if (args.actors is not None and args.actors < 1) or args.actor_cpus < 1:
+        parser.error("--actors and --actor-cpus must be >= 1")
+    return engine
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    """``--local``, or its version ``--model-version`` when one is pinned."""
+    model_dir: Path = args.local
+    return model_dir / str(args.model_version) if args.model_version else model_dir
+
+
+def _scorer(args: argparse.Namespace, engine: str) -> tuple[Scorer, int]:
+    """The scorer and how many chunks to keep in flight for it."""
+    if engine == "local":
         from .local import LocalModel
 
-        where = args.local / str(args.model_version) if args.model_version else args.local
-        return LocalModel(where)
-    return ServiceClient(
-        args.url,
+        return LocalModel(_model_dir(args)), LOCAL_PIPELINE
+    policy = RetryPolicy(retries=args.retries)
+    if engine == "ray":
+        from .ray_cluster import RayCluster
+        from .ray_pool import RayPool
+
+        # A cluster started for the job holds what the actors ask for, else every core.
+        cpus = args.actors * args.actor_cpus if args.actors is not None else None
+        pool = RayPool(
+            _model_dir(args),
+            RayCluster(args.ray_address, num_cpus=cpus),
+            actors=args.actors,
+            actor_cpus=args.actor_cpus,
+            policy=policy,
+        )
+        return pool, args.concurrency or pool.default_concurrency
+    client = ServiceClient(
+        args.url or DEFAULT_URL,
         transport=args.transport,
         timeout_s=args.timeout,
-        concurrency=args.concurrency,
-        policy=RetryPolicy(retries=args.retries),
+        concurrency=args.concurrency or SERVICE_CONCURRENCY,
+        policy=policy,
         model_version=args.model_version,
         label=args.label,
     )
+    return client, args.concurrency or SERVICE_CONCURRENCY
 
 
 async def _run(job: Job) -> JobStats:
@@ -127,11 +194,13 @@ async def _run(job: Job) -> JobStats:
         await job.scorer.aclose()
 
 
-def _open(args: argparse.Namespace, fmt: Format) -> tuple[ImageSource, np.ndarray | None, Journal]:
+def _open(
+    args: argparse.Namespace, fmt: Format, engine: str
+) -> tuple[ImageSource, np.ndarray | None, Journal]:
     """The input, its labels and the (possibly resumed) output; raises on bad input."""
-    source = open_source(
-        args.input, decode_image=_image_decoder() if args.local is not None else None
-    )
+    # Image files go to the service as they are; the other engines decode them here.
+    decode = _image_decoder() if engine != "service" else None
+    source = open_source(args.input, decode_image=decode)
     labels = read_labels(args.labels, source.count) if args.labels else None
     job_id = {
         "input": source.fingerprint(),
@@ -155,17 +224,19 @@ def _error(message: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.chunk_size < 1 or args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
+    concurrency_ok = args.concurrency is None or args.concurrency >= 1
+    if args.chunk_size < 1 or not concurrency_ok or args.retries < 0 or args.timeout <= 0:
         parser.error("--chunk-size and --concurrency must be >= 1, --retries >= 0, --timeout > 0")
     if args.model_version is not None and args.model_version < 1:
         parser.error("--model-version must be a positive integer")
-    if args.label is not None and args.local is not None:
+    engine = _engine(parser, args)
+    if args.label is not None and engine != "service":
         parser.error("--label names a version of the service; with --local use --model-version")
     if not args.output.parent.is_dir():
         parser.error(f"the output directory {args.output.parent} does not exist")
     fmt = _output_format(args)
     try:
-        source, labels, journal = _open(args, fmt)
+        source, labels, journal = _open(args, fmt, engine)
     except (DataFileError, ResumeError) as exc:
         _error(exc)
         return EXIT_USAGE
@@ -173,18 +244,21 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"cannot write {args.output}: {exc}")
         return EXIT_USAGE
     try:
-        scorer = _scorer(args)
+        scorer, concurrency = _scorer(args, engine)
     except MnistError as exc:
         journal.close_empty()
         _error(exc)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        journal.close_empty()
+        return EXIT_INTERRUPTED
     job = Job(
         source,
         scorer,
         journal,
         fmt=fmt,
         chunk_size=args.chunk_size,
-        concurrency=LOCAL_PIPELINE if args.local is not None else args.concurrency,
+        concurrency=concurrency,
         labels=labels,
         show_progress=not args.quiet,
     )

@@ -31,11 +31,10 @@ from batch.journal import Journal
 from batch.local import LocalModel
 from batch.runner import Job
 from batch.scores import Scorer
+from harness.launch import running_service
 from mnist_core.dataset import DATA_DIR_ENV, FILES, find_file
 from mnist_core.rows import header
 from mnist_core.sources import open_source
-
-from .launch import running_service
 
 TARGET_RATIO = 0.5
 

@@ -6,8 +6,6 @@ process (``--local``); the other tests compare their outputs with those two file
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -15,13 +13,23 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from batch_runs import (
+    IMAGES_FILE,
+    JOB_TIMEOUT_S,
+    LABELS_FILE,
+    Run,
+    committed_rows,
+    reported_accuracy,
+    run_main,
+    start_client,
+    stopped_at_exit,
+    wait_for_rows,
+)
 from PIL import Image
 from server import REPO, ServiceProcess
 
@@ -30,26 +38,8 @@ from batch.journal import partial_path, record_path
 from mnist_core.idx import write_idx
 from mnist_core.modeldir import latest_version_dir, read_metadata
 
-IMAGES_FILE = "t10k-images-idx3-ubyte.gz"
-LABELS_FILE = "t10k-labels-idx1-ubyte.gz"
-JOB_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 3.0
 """How long a stopped server gets to exit before it is killed: going away either way."""
-
-
-@dataclass(frozen=True)
-class Run:
-    status: int
-    output: Path
-    stdout: str
-    stderr: str
-
-
-def run_main(args: list[str], output: Path) -> Run:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main([*args, "-o", str(output), "-q"])
-    return Run(status, output, out.getvalue(), err.getvalue())
 
 
 def read_rows(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -60,12 +50,6 @@ def read_rows(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray
     keys = [line.split(",", 1)[0] for line in lines[1:]]
     table = np.array([line.split(",")[1:] for line in lines[1:]], dtype=np.float64)
     return keys, table[:, 0].astype(np.int64), table[:, 2:12], table[:, 12].astype(np.int64)
-
-
-def reported_accuracy(stdout: str) -> tuple[int, int]:
-    match = re.search(r"^accuracy +[0-9.]+ \((\d+) of (\d+) labelled rows\)$", stdout, re.M)
-    assert match, stdout
-    return int(match.group(1)), int(match.group(2))
 
 
 @pytest.fixture(scope="module")
@@ -119,41 +103,6 @@ def test_server_and_local_agree_and_report_the_model_accuracy(
 
 def batch_command(input_path: Path, output: Path, url: str) -> list[str]:
     return [sys.executable, "-m", "batch", str(input_path), "-o", str(output), "--url", url, "-q"]
-
-
-def start_client(command: list[str]) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def committed_rows(output: Path) -> int:
-    try:
-        return int(json.loads(record_path(output).read_text())["rows"])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def wait_for_rows(output: Path, rows: int, process: subprocess.Popen[str]) -> int:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        done = committed_rows(output)
-        if done >= rows:
-            return done
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.01)
-    raise AssertionError(f"fewer than {rows} rows committed in {JOB_TIMEOUT_S} s")
-
-
-@contextlib.contextmanager
-def stopped_at_exit(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGKILL, -9), (signal.SIGINT, 130)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 
 from deploy_files import REPO, installed_closure
+from packaging.requirements import Requirement
 
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 LOAD_AND_PLOTS = {"locust", "matplotlib", "gevent", "geventhttpclient", "flask"}
@@ -25,3 +26,13 @@ def test_the_extras_carry_the_training_and_load_tools() -> None:
     extras = PROJECT["optional-dependencies"]
     assert {"matplotlib", "locust"} <= installed_closure(extras["load"]).keys()
     assert "matplotlib" in installed_closure(extras["train"])
+
+
+def test_ray_is_an_extra_outside_the_serving_install() -> None:
+    ray_and_data = {"ray", "pyarrow"}
+    serving = installed_closure(PROJECT["dependencies"]).keys()
+    assert serving.isdisjoint(ray_and_data), serving & ray_and_data
+    assert ray_and_data <= installed_closure(PROJECT["optional-dependencies"]["ray"]).keys()
+    # The dev install (make setup, CI) carries it, so the Ray tests run there.
+    itself = [r for r in map(Requirement, PROJECT["optional-dependencies"]["dev"])]
+    assert any(r.name == PROJECT["name"] and "ray" in r.extras for r in itself)
