@@ -38,13 +38,20 @@ class Batcher:
     """Merges concurrent requests into model calls of at most ``max_images`` images."""
 
     def __init__(
-        self, model: ModelCall, *, max_images: int, observe: CallObserver | None = None
+        self,
+        model: ModelCall,
+        *,
+        max_images: int,
+        observe: CallObserver | None = None,
+        call_delay_s: float = 0.0,
     ) -> None:
         if max_images < 1:
             raise ValueError("max_images must be at least 1")
         self._model = model
         self._max_images = max_images
         self._observe = observe
+        # A deliberately slow model, so capacity tools can be shown to find a lower knee.
+        self._call_delay_s = call_delay_s
         self._queue: deque[_Job] = deque()
         self._drain_task: asyncio.Task[None] | None = None
         # One thread: model calls run one at a time, which is what makes them merge.
@@ -113,6 +120,8 @@ class Batcher:
 
     def _call(self, images: np.ndarray) -> Outputs:
         started = time.perf_counter()
+        if self._call_delay_s:
+            time.sleep(self._call_delay_s)
         outputs = self._model(images)
         if self._observe is not None:
             self._observe(len(images), time.perf_counter() - started)

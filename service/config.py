@@ -54,3 +54,6 @@ class ServiceSettings(BaseSettings):
 
     request_timeout_s: int = Field(default=60, ge=1)
     """Per-request time limit enforced by BentoML."""
+
+    model_call_delay_ms: float = Field(default=0.0, ge=0)
+    """Adds a fixed delay to every model call, for testing capacity tools (0: none)."""

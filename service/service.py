@@ -90,7 +90,10 @@ class MnistService:
         except ModelUnavailable as exc:
             _die(str(exc))
         self.batcher = Batcher(
-            model, max_images=self.settings.max_batch_images, observe=self.metrics.observe_call
+            model,
+            max_images=self.settings.max_batch_images,
+            observe=self.metrics.observe_call,
+            call_delay_s=self.settings.model_call_delay_ms / 1000,
         )
         self.metrics.model_info.labels(
             version=str(self.info.version), implementation=self.info.implementation
