@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from load.slo import Slo, Verdict, judge
 from load.steps import StepRecord
@@ -130,36 +130,32 @@ def _value(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def _mark(axes: Any, verdict: Verdict, label: bool) -> None:
+def _mark(axes: Any, verdict: Verdict) -> list[Any]:
+    """The knee on one panel: the capacity step and the breaking step; their lines."""
+    lines = []
     if verdict.capacity is not None:
-        axes.axvline(verdict.capacity.users, color="tab:green", linestyle="--", linewidth=1.2)
-        if label:
-            axes.annotate(
-                f"capacity {verdict.capacity.ok_rps:,.0f} req/s\nat {verdict.capacity.users} users",
-                (verdict.capacity.users, 0.97),
-                xycoords=("data", "axes fraction"),
-                ha="right",
-                va="top",
-                fontsize=9,
+        capacity = verdict.capacity
+        lines.append(
+            axes.axvline(
+                capacity.users,
                 color="tab:green",
-                xytext=(-4, 0),
-                textcoords="offset points",
+                linestyle="--",
+                linewidth=1.2,
+                label=f"capacity: {capacity.ok_rps:,.0f} req/s at {capacity.users} users",
             )
+        )
     if verdict.breaking is not None:
-        axes.axvline(verdict.breaking.users, color="tab:red", linestyle=":", linewidth=1.2)
-        if label:
-            kinds = " and ".join(sorted({b.kind for b in verdict.breaches}))
-            axes.annotate(
-                f"breaks: {kinds}\nat {verdict.breaking.users} users",
-                (verdict.breaking.users, 0.97),
-                xycoords=("data", "axes fraction"),
-                ha="left",
-                va="top",
-                fontsize=9,
+        kinds = " and ".join(sorted({b.kind for b in verdict.breaches}))
+        lines.append(
+            axes.axvline(
+                verdict.breaking.users,
                 color="tab:red",
-                xytext=(4, 0),
-                textcoords="offset points",
+                linestyle=":",
+                linewidth=1.2,
+                label=f"breaks: {kinds} at {verdict.breaking.users} users",
             )
+        )
+    return lines
 
 
 def headline(verdict: Verdict, slo: Slo) -> str:
@@ -193,7 +189,13 @@ def draw(path: Path, steps: list[StepRecord], slo: Slo, verdict: Verdict) -> Non
     )
     images.set_ylabel("images/s", color="tab:purple")
     images.set_ylim(bottom=0)
-    top.legend([passed, served], ["passed req/s", "images/s"], loc="lower right", fontsize=8)
+    knee = _mark(top, verdict)
+    top.legend(
+        [passed, served, *knee],
+        ["passed req/s", "images/s", *(line.get_label() for line in knee)],
+        loc="lower right",
+        fontsize=8,
+    )
     top.set_title(headline(verdict, slo), fontsize=10)
 
     for name, pick, style in (
@@ -216,9 +218,9 @@ def draw(path: Path, steps: list[StepRecord], slo: Slo, verdict: Verdict) -> Non
     answered = [s.p50_ms for s in steps if s.p50_ms]
     if answered and max(_value(s.p99_ms) for s in steps) / min(answered) > 20:
         middle.set_yscale("log")
-        plain = FuncFormatter(lambda value, _: f"{value:g}")
-        middle.yaxis.set_major_formatter(plain)
-        middle.yaxis.set_minor_formatter(plain)
+        middle.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        middle.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        middle.yaxis.set_minor_formatter(NullFormatter())
     middle.set_ylabel("latency, ms")
     middle.legend(loc="upper left", fontsize=8)
 
@@ -235,8 +237,9 @@ def draw(path: Path, steps: list[StepRecord], slo: Slo, verdict: Verdict) -> Non
     bottom.set_xlabel("users (offered load)")
     bottom.set_xticks(users)
 
-    for index, axes in enumerate((top, middle, bottom)):
-        _mark(axes, verdict, label=index == 0)
+    for axes in (middle, bottom):
+        _mark(axes, verdict)
+    for axes in (top, middle, bottom):
         axes.grid(alpha=0.3)
     figure.subplots_adjust(left=0.08, right=0.91, top=0.95, bottom=0.07, hspace=0.12)
     figure.savefig(path, dpi=PNG_DPI)

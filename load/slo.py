@@ -209,6 +209,17 @@ def verdict(steps: list[StepRecord], slo: Slo) -> Verdict:
                 + ", ".join(str(u) for u in again)
                 + " users: the machine is noisy or the SLO sits at the edge"
             )
+    if steps and steps[-1].users_by_class:
+        full = set(steps[-1].users_by_class)
+        partial = [s for s in steps if {k for k, v in s.users_by_class.items() if v} < full]
+        if partial:
+            ran = sorted(k for k, v in partial[0].users_by_class.items() if v)
+            notes.append(
+                "the mix was not complete at "
+                + ", ".join(str(s.users) for s in partial)
+                + f" users (at {partial[0].users} only {', '.join(ran)} ran): too few"
+                " users for every class of the mix, a lighter load than the later steps"
+            )
     short = [s.users for s in steps if s.users_running < s.users]
     if short:
         notes.append(f"not every user was running by the end of the steps at {short} users")

@@ -148,6 +148,16 @@ def test_a_saturated_generator_or_busy_neighbours_are_noted() -> None:
     assert any("other processes kept 1.20 cores busy at the breaking step" in n for n in notes)
 
 
+def test_steps_with_too_few_users_for_the_whole_mix_are_noted() -> None:
+    steps = [
+        step(2, 10.0, users_by_class={"InteractiveUser": 2}),
+        step(8, 20.0, users_by_class={"InteractiveUser": 6, "BatchUser": 1, "Upload": 1}),
+        step(16, 30.0, users_by_class={"InteractiveUser": 13, "BatchUser": 2, "Upload": 1}),
+    ]
+    (note,) = verdict(steps, SLO).notes
+    assert note.startswith("the mix was not complete at 2 users (at 2 only InteractiveUser ran)")
+
+
 def test_step_records_round_trip_and_rates() -> None:
     record = step(8, 20.0, shed=8, other_errors=8, images=7_840, seconds=4.0)
     assert StepRecord.from_dict(record.to_dict()) == record
