@@ -1,9 +1,10 @@
 """A constant-answer server on the service's own stack: what HTTP alone costs here.
 
 Same BentoML version, server entry point, worker count, traffic settings, BentoML options
-(access log, tracing: from the same ``MNIST_*`` settings) and request model as
-``service.service.MnistService``; the endpoint neither decodes the body nor
-calls a model, it returns one fixed, contract-shaped prediction. The service's
+(access log, tracing: from the same ``MNIST_*`` settings) as ``service.service.MnistService``,
+and the same way of answering: a Starlette route mounted on the BentoML service reads the
+request body; it neither decodes the body nor calls a model, it returns one fixed,
+contract-shaped prediction. The service's
 single-image throughput is judged as a fraction of this server's, measured in the same
 benchmark round.
 
@@ -25,9 +26,10 @@ from types import FrameType
 
 import bentoml
 import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response
-
-from service.schemas import PredictRequest, PredictResponse, RawBody
+from starlette.routing import Route
 
 ANSWER = orjson.dumps(
     {
@@ -40,13 +42,17 @@ ANSWER = orjson.dumps(
 HEADERS = {"X-Model-Version": "1"}
 
 
+async def predict(request: Request) -> Response:
+    await request.body()
+    return Response(ANSWER, media_type="application/json", headers=HEADERS)
+
+
 @bentoml.service(name="mnist_constant", traffic={"timeout": 60})
 class ConstantService:
     """Answers every prediction request with the same single prediction."""
 
-    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, images: RawBody) -> Response:
-        return Response(ANSWER, media_type="application/json", headers=HEADERS)
+
+ConstantService.mount_asgi_app(Starlette(routes=[Route("/predict", predict, methods=["POST"])]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     # Workers import the service by module path; under ``python -m`` this module is
     # ``__main__``, so take the class from its importable name.
     from load.constant_service import ConstantService as service
-    from service.cli import _configure_bentoml as configure_bentoml
+    from service.cli import configure_bentoml
     from service.config import ServiceSettings
 
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")

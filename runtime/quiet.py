@@ -16,13 +16,14 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 VERBOSE_ENV = "MNIST_TF_LOG"
 """Set to 1 (or true) to see TensorFlow's C++ log lines again."""
 
 # absl's line format (severity, date, time, thread, file:line]) and the notes around it.
 _NOISE = re.compile(
-    rb"^(?:[IWE]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\]"
+    rb"^(?:[IWEF]\d{4} [\d:.]+ +\d+ [\w.\-]+:\d+\]"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|To enable the following instructions: )"
 )
@@ -38,7 +39,9 @@ def native_stderr_filtered() -> Iterator[None]:
     if verbose():
         yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # what TensorFlow logs later
+    # What TensorFlow logs later: its ERROR lines too (spurious ones, such as a NodeDef
+    # attribute unknown to this build, appear on every training run; failures still raise).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -53,3 +56,16 @@ def native_stderr_filtered() -> Iterator[None]:
             kept = [line for line in captured if not _NOISE.match(line)]
             if kept:
                 os.write(2, b"".join(kept))
+
+
+def start_tensorflow() -> Any:
+    """``import tensorflow`` and discover its devices, with the C++ chatter filtered out.
+
+    Device discovery is where a machine without a GPU logs ``failed call to cuInit``;
+    it is done here, once, so it happens inside the filter.
+    """
+    with native_stderr_filtered():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    return tf

@@ -18,7 +18,7 @@ import numpy as np
 from mnist_core.errors import ModelUnavailable
 from mnist_core.modeldir import INPUT_NAME, SIGNATURE_NAME, TRAIN_HINT, ModelInfo, resolve_model
 
-from .quiet import native_stderr_filtered
+from .quiet import start_tensorflow
 
 Outputs = tuple[np.ndarray, np.ndarray]
 KERAS_EAGER_IMPORT = "keras.src.optimizers"
@@ -44,8 +44,7 @@ def import_tensorflow() -> Any:
     if blocked:
         sys.modules[KERAS_EAGER_IMPORT] = None  # type: ignore[assignment]
     try:
-        with native_stderr_filtered():
-            import tensorflow as tf
+        tf = start_tensorflow()
     finally:
         if blocked and sys.modules.get(KERAS_EAGER_IMPORT, False) is None:
             del sys.modules[KERAS_EAGER_IMPORT]
@@ -57,12 +56,13 @@ def _configure(tf: Any, threads: int | None) -> None:
     global _threads_set
     with _threads_lock:
         if _threads_set is None:
-            if threads is not None:
-                tf.config.threading.set_intra_op_parallelism_threads(threads)
-                tf.config.threading.set_inter_op_parallelism_threads(threads)
             _threads_set = threads or 0
-            with native_stderr_filtered():  # device discovery logs the missing CUDA driver
-                tf.config.list_physical_devices()
+            if threads is not None:
+                try:
+                    tf.config.threading.set_intra_op_parallelism_threads(threads)
+                    tf.config.threading.set_inter_op_parallelism_threads(threads)
+                except RuntimeError:  # TensorFlow already ran an op here (training, tests)
+                    return
 
 
 class SavedModel:

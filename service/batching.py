@@ -50,7 +50,6 @@ class Batcher:
         self._model = model
         self._max_images = max_images
         self._observe = observe
-        # A deliberately slow model, so capacity tools can be shown to find a lower knee.
         self._call_delay_s = call_delay_s
         self._queue: deque[_Job] = deque()
         self._drain_task: asyncio.Task[None] | None = None
@@ -121,7 +120,7 @@ class Batcher:
     def _call(self, images: np.ndarray) -> Outputs:
         started = time.perf_counter()
         if self._call_delay_s:
-            time.sleep(self._call_delay_s)
+            time.sleep(self._call_delay_s)  # a deliberately slow model, for capacity tests
         outputs = self._model(images)
         if self._observe is not None:
             self._observe(len(images), time.perf_counter() - started)

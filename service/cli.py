@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelUnavailable as exc:
         print(f"mnist-serve: {exc}", file=sys.stderr)
         return 2
-    print(f"mnist-serve: serving {info.path} on http://{settings.host}:{settings.port}", flush=True)
+    print(f"mnist-serve: starting {settings.workers} worker(s) for {info.path}", flush=True)
     # Workers are separate processes started from the service's import string: they read
     # the same settings from the environment, with the model root made absolute.
     resolved = settings.model_copy(update={"model_dir": settings.model_dir.resolve()})
@@ -56,29 +56,41 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: ServiceSettings, run_dir: Path) -> int:
     from bentoml._internal.configuration.containers import BentoMLContainer
 
-    from .service import FAILURE_FILE_ENV, SERVICE
+    from .service import FAILURE_FILE_ENV, READY_DIR_ENV, SERVICE
 
     failure_file = run_dir / "failure"
+    ready_dir = run_dir / "ready"
+    ready_dir.mkdir()
     os.environ[FAILURE_FILE_ENV] = str(failure_file)
+    os.environ[READY_DIR_ENV] = str(ready_dir)
     # BentoML wipes its Prometheus directory on start; a private one keeps two servers on
     # one machine (tests, a benchmark beside a dev server) from erasing each other's series.
     BentoMLContainer.prometheus_multiproc_dir.set(str(run_dir / "prometheus"))
     # Likewise the async-job result store: BentoML deletes and recreates it on every start.
     os.environ["BENTOML_RESULT_STORE"] = str(run_dir / "tasks.db")
     SERVICE.config["workers"] = settings.workers
-    _configure_bentoml(settings, SERVICE.name)
+    SERVICE.config.setdefault("traffic", {})["timeout"] = settings.request_timeout_s
+    configure_bentoml(settings, SERVICE.name)
 
     # The arbiter runs in a thread and installs its own SIGINT/SIGTERM handlers, which
-    # stop the workers and end that thread; this thread watches for that, or for a
-    # worker's report that the model cannot be loaded.
+    # stop the workers and end that thread; this thread watches for that, for a worker's
+    # report that the model cannot be loaded, and for every worker serving.
     server = SERVICE.serve_http(host=settings.host, port=settings.port, threaded=True)
     arbiter_thread: threading.Thread = server.arbiter._thread
+    announced = False
     try:
         while arbiter_thread.is_alive():
             arbiter_thread.join(POLL_SECONDS)
             if failure_file.exists():
                 print(f"mnist-serve: {failure_file.read_text().strip()}", file=sys.stderr)
                 return 1
+            if not announced and len(list(ready_dir.iterdir())) >= settings.workers:
+                announced = True
+                print(
+                    f"mnist-serve: ready: {settings.workers} worker(s) serving on "
+                    f"http://{settings.host}:{settings.port}",
+                    flush=True,
+                )
     finally:
         server.stop()
         # The arbiter's ZeroMQ context keeps two threads alive that would block exit.
@@ -86,7 +98,7 @@ def _serve(settings: ServiceSettings, run_dir: Path) -> int:
     return 0
 
 
-def _configure_bentoml(settings: ServiceSettings, name: str) -> None:
+def configure_bentoml(settings: ServiceSettings, name: str) -> None:
     """BentoML options that follow from our settings, for this process and the workers."""
     options = [os.environ.get("BENTOML_CONFIG_OPTIONS", "")]
     if not settings.access_log:

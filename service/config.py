@@ -1,4 +1,9 @@
-"""Settings of the inference service: one class, read from ``MNIST_*`` environment variables."""
+"""Settings of the inference service: one class, read from ``MNIST_*`` environment variables.
+
+``mnist-serve`` reads them once and hands them to the worker processes through the
+environment; each worker reads them once, in :class:`service.service.MnistService`, and
+passes the object to everything that needs it (the worker, its metrics, the middleware).
+"""
 
 from __future__ import annotations
 
@@ -53,7 +58,7 @@ class ServiceSettings(BaseSettings):
     """Largest uploaded image (width x height) decoded; larger ones are refused as bombs."""
 
     request_timeout_s: int = Field(default=60, ge=1)
-    """Per-request time limit enforced by BentoML."""
+    """Per-request time limit enforced by BentoML (its ``traffic.timeout``)."""
 
     model_call_delay_ms: float = Field(default=0.0, ge=0)
-    """Adds a fixed delay to every model call, for testing capacity tools (0: none)."""
+    """A fixed delay added to every model call, for testing capacity tools (0: none)."""

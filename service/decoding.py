@@ -1,17 +1,81 @@
-"""Request bodies to validated ``uint8 [N, 28, 28]`` batches, one function per endpoint."""
+"""Request bodies to validated ``uint8 [N, 28, 28]`` batches, one function per body kind.
+
+Each function raises :class:`~mnist_core.errors.InputError` (or a subclass) naming what
+is wrong and where; nothing here knows about HTTP statuses.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
 
-from mnist_core.errors import InputError
+from mnist_core.errors import InputError, UnsupportedMedia
 from mnist_core.npy import images_from_npy
 from mnist_core.validation import check_count, fast_json_images, images_from_json
 
-from .schemas import RawFiles
+JSON = ("application/json", "")
+MULTIPART = ("multipart/form-data",)
+NPY = ("multipart/form-data", "application/octet-stream", "application/x-npy")
+MAX_FORM_PARTS = 100_000
+"""Upper bound on form parts; images per request and the body size limit bind first."""
+
+
+@dataclass(frozen=True)
+class RawFiles:
+    """Uploaded files as received: (file name, bytes), in the order sent."""
+
+    files: list[tuple[str, bytes]]
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def require_media(request: Request, accepted: Sequence[str]) -> str:
+    """The request's media type, if ``accepted`` lists it (``""`` allows none given)."""
+    found = media_type(request)
+    if found not in accepted:
+        raise UnsupportedMedia(
+            f"content type {found or 'none'} is not accepted here; send one of "
+            + ", ".join(t for t in accepted if t),
+            field="content-type",
+        )
+    return found
+
+
+async def form_files(request: Request, field: str) -> RawFiles:
+    """The files of multipart field ``field``; a plain value there is a client mistake.
+
+    A value that is not a file is never fetched or interpreted (a URL stays a string).
+    """
+    try:
+        form: FormData = await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
+    except (MultiPartException, HTTPException, ValueError, KeyError) as exc:
+        message = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+        raise InputError(f"unreadable multipart form: {message}", reason="bad_request") from None
+    values = form.getlist(field)
+    if not values:
+        raise InputError(
+            f"multipart field '{field}' is missing", reason="missing_field", field=field
+        )
+    files: list[tuple[str, bytes]] = []
+    for item in values:
+        if not isinstance(item, UploadFile):
+            raise InputError(
+                f"multipart field '{field}' must hold uploaded files, not a plain value",
+                reason="missing_field",
+                field=field,
+            )
+        files.append((item.filename or "", await item.read()))
+    return RawFiles(files)
 
 
 def json_images(body: bytes, *, max_images: int) -> np.ndarray:
@@ -44,8 +108,6 @@ def json_images(body: bytes, *, max_images: int) -> np.ndarray:
 
 def npy_images(upload: RawFiles, *, max_images: int) -> np.ndarray:
     """One ``.npy`` file (multipart field ``array`` or the raw body) as a batch."""
-    if upload.problem is not None:
-        raise InputError(upload.problem, reason="missing_field", field="array")
     if len(upload.files) != 1:
         raise InputError(
             f"expected exactly one .npy file in field 'array', got {len(upload.files)}",
@@ -61,8 +123,6 @@ def uploaded_images(
     """Image files (multipart field ``images``) as a batch, with their file names."""
     from mnist_core.images import to_mnist
 
-    if upload.problem is not None:
-        raise InputError(upload.problem, reason="missing_field", field="images")
     check_count(len(upload.files), max_images)
     batch = np.stack(
         [

@@ -1,36 +1,48 @@
-"""The one place where client mistakes become HTTP answers.
+"""The one place where errors become HTTP answers.
 
-Domain errors (:mod:`mnist_core.errors`) carry a message, a stable ``reason`` token and
-where the problem is; here they get a status and a JSON object body::
+Domain errors (:mod:`mnist_core.errors`) carry a message, a stable ``reason`` token, the
+status they stand for and where the problem is; :func:`error_response` turns any of them
+into the JSON object body every refusal has::
 
     {"error": "image 3 has pixel values outside 0..255", "reason": "out_of_range", "index": 3}
 
-Every refusal is counted in ``mnist_rejected_requests_total{reason}``. Refusals that
-happen before our code runs (body size, content type, BentoML's and Starlette's own 4xx)
-are given the same shape by :mod:`service.middleware`, with :func:`error_body`.
+Route handlers raise; the app's exception handlers (:func:`exception_handlers`) answer.
+The middleware answers its own refusals (body size, content type) through
+:func:`error_response` too, and rewrites the bodies of BentoML's and Starlette's own
+4xx answers with :func:`error_for_status`. Client mistakes (4xx) are counted in
+``mnist_rejected_requests_total{reason}``; anything unexpected is logged with its
+traceback and answered with a generic 500 that leaks nothing.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
-from mnist_core.errors import InputError, PayloadTooLarge, UnsupportedMedia
+from mnist_core.errors import (
+    InputError,
+    MethodNotAllowed,
+    MnistError,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMedia,
+)
 
-from .metrics import service_metrics
+log = logging.getLogger("mnist.service")
+
+Rejected = Callable[[str], None]
+"""Counts a refusal by reason (the worker's metrics)."""
 
 
-def status_for(error: InputError) -> int:
-    if isinstance(error, PayloadTooLarge):
-        return 413
-    if isinstance(error, UnsupportedMedia):
-        return 415
-    return 400
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(
         orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
         status_code=status,
@@ -39,20 +51,80 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def error_body(message: str, reason: str, **details: Any) -> dict[str, Any]:
-    return {"error": message, "reason": reason, **details}
+def error_response(error: MnistError, rejected: Rejected | None = None) -> Response:
+    """The answer to ``error``: its status, its JSON body, ``Retry-After`` where it applies."""
+    if rejected is not None and 400 <= error.status < 500:
+        rejected(error.reason)
+    headers = None
+    if error.retry_after is not None:
+        headers = {"Retry-After": str(max(1, round(error.retry_after)))}
+    return json_response(error.to_dict(), error.status, headers)
 
 
-def reject(error: InputError) -> Response:
-    """The answer to a client mistake, counted by reason."""
-    service_metrics().reject(error.reason)
-    return json_response(error.to_dict(), status_for(error))
+STATUS_ERRORS: dict[int, type[InputError]] = {
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMedia,
+}
 
 
-def not_ready() -> Response:
-    """The answer while the model is still loading (not a client mistake, not counted)."""
-    return json_response(
-        error_body("the model is still loading; retry shortly", "not_ready"),
-        503,
-        headers={"Retry-After": "1"},
-    )
+def error_for_status(status: int, message: str) -> MnistError:
+    """The domain error a framework's own ``status`` answer stands for."""
+    kind = STATUS_ERRORS.get(status)
+    if kind is not None:
+        return kind(message)
+    if 400 <= status < 500:
+        return InputError(message, reason="bad_request")
+    return MnistError(message)
+
+
+def _rejected_of(request: Request) -> Rejected | None:
+    worker = getattr(request.app.state, "worker", None)
+    return worker.metrics.reject if worker is not None else None
+
+
+async def _domain(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MnistError)
+    if exc.status >= 500 and type(exc) is MnistError:
+        log.error("internal error on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(exc, _rejected_of(request))
+
+
+async def _routing(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = error_for_status(exc.status_code, str(exc.detail))
+    return error_response(error, _rejected_of(request))
+
+
+def exception_handlers() -> dict[Any, Callable[[Request, Exception], Any]]:
+    """For ``Starlette(exception_handlers=...)``: the errors the app's routes raise."""
+    return {MnistError: _domain, HTTPException: _routing}
+
+
+class CatchAll:
+    """ASGI middleware: an exception nothing else answered becomes a logged, generic 500.
+
+    Starlette's own handler for ``Exception`` re-raises after answering, which would
+    reach BentoML's app around ours as a second error; this one ends it here.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if started or scope["type"] != "http":
+                raise
+            answer = error_response(MnistError("internal error; the server log has the details"))
+            await answer(scope, receive, send)

@@ -26,15 +26,14 @@ import numpy as np
 from pydantic import BaseModel, Field, RootModel
 from starlette.responses import Response
 
-from mnist_core.errors import DataFileError, InputError
-from mnist_core.modeldir import ModelInfo
+from mnist_core.errors import DataFileError, InputError, MnistError
 from mnist_core.rows import FORMATS, Format, format_rows, header
 from mnist_core.sources import Chunk, ImageSource, open_source
 
-from .batching import Batcher
-from .errors import not_ready, reject
+from .errors import error_response
+from .worker import Scored, Worker
 
-Predict = Callable[[np.ndarray], Awaitable[tuple[np.ndarray, np.ndarray]]]
+Predict = Callable[[np.ndarray], Awaitable[Scored]]
 CHUNK_IMAGES = 1000
 MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
@@ -94,11 +93,11 @@ async def score_source(
     chunks: Iterator[Chunk] = source.chunks(0, CHUNK_IMAGES)
     while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
         n = len(chunk)
-        probabilities, labels = await predict(chunk.images)
+        scored = await predict(chunk.images)
         keys = range(chunk.start, chunk.stop)
         parts.append(
             await asyncio.to_thread(
-                format_rows, fmt, keys, labels[:n], probabilities[:n], model_version
+                format_rows, fmt, keys, scored.labels[:n], scored.probabilities[:n], model_version
             )
         )
     return "".join(parts)
@@ -121,13 +120,10 @@ async def run_job(upload: Any, fmt_value: object, predict: Predict, model_versio
     return Response(text, media_type=MEDIA_TYPES[fmt])
 
 
-async def run(
-    batcher: Batcher | None, info: ModelInfo | None, upload: Any, fmt: object
-) -> Response:
-    """The ``batch`` task's answer: rows, 503 while the model loads, 4xx for a bad file."""
-    if batcher is None or info is None:
-        return not_ready()
+async def run(worker: Worker, upload: Any, fmt: object) -> Response:
+    """The ``batch`` task's answer: the rows, or the error (which marks the task failed)."""
     try:
-        return await run_job(upload, fmt, batcher.predict, info.version)
-    except InputError as exc:
-        return reject(exc)
+        await worker.wait_ready()
+        return await run_job(upload, fmt, worker.predict, worker.version)
+    except MnistError as exc:
+        return error_response(exc, worker.metrics.reject)

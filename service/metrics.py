@@ -3,12 +3,12 @@
 Histograms and counters only, so they add up across workers and replicas. BentoML runs
 every worker with ``PROMETHEUS_MULTIPROC_DIR`` set and serves ``/metrics`` through
 prometheus_client's multiprocess collector; prometheus_client is therefore imported
-lazily, inside the worker, and the info gauge uses the ``max`` multiprocess mode.
+lazily, when the worker builds its :class:`ServiceMetrics` (once, from its settings),
+and the info gauge uses the ``max`` multiprocess mode.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -30,24 +30,36 @@ def batch_buckets(max_batch_images: int) -> tuple[float, ...]:
 class ServiceMetrics:
     """The ``mnist_*`` series of one worker process."""
 
-    def __init__(self, max_batch_images: int) -> None:
-        from prometheus_client import Counter, Gauge, Histogram
+    def __init__(self, max_batch_images: int, *, register: bool = True) -> None:
+        """``register=False`` keeps the series out of the process's registry (for tests
+        that build several workers in one process)."""
+        from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+        registry = REGISTRY if register else None
 
         self.predictions: Any = Counter(
-            "mnist_predictions", "Images classified, by predicted label", ["label"]
+            "mnist_predictions",
+            "Images classified, by predicted label",
+            ["label"],
+            registry=registry,
         )
         self.confidence: Any = Histogram(
             "mnist_prediction_confidence",
             "Probability of the predicted label",
             buckets=CONFIDENCE_BUCKETS,
+            registry=registry,
         )
         self.batch_images: Any = Histogram(
             "mnist_batch_images",
             "Images per model call after merging and splitting requests",
             buckets=batch_buckets(max_batch_images),
+            registry=registry,
         )
         self.compute_seconds: Any = Histogram(
-            "mnist_model_compute_seconds", "Seconds per model call", buckets=SECONDS_BUCKETS
+            "mnist_model_compute_seconds",
+            "Seconds per model call",
+            buckets=SECONDS_BUCKETS,
+            registry=registry,
         )
         self.stage_seconds: Any = Histogram(
             "mnist_stage_seconds",
@@ -55,15 +67,20 @@ class ServiceMetrics:
             "postprocess (building the answer)",
             ["stage", "endpoint"],
             buckets=SECONDS_BUCKETS,
+            registry=registry,
         )
         self.rejected: Any = Counter(
-            "mnist_rejected_requests", "Requests refused as client errors, by reason", ["reason"]
+            "mnist_rejected_requests",
+            "Requests refused as client errors, by reason",
+            ["reason"],
+            registry=registry,
         )
         self.model_info: Any = Gauge(
             "mnist_model_info",
             "The served model (always 1)",
             ["version", "implementation"],
             multiprocess_mode="max",
+            registry=registry,
         )
         self._label_counters = [self.predictions.labels(label=str(d)) for d in range(10)]
 
@@ -101,11 +118,3 @@ def observe_many(histogram: Any, values: np.ndarray) -> None:
         if count:
             bucket.inc(int(count))
     total.inc(float(np.sum(values, dtype=np.float64)))
-
-
-@functools.cache
-def service_metrics() -> ServiceMetrics:
-    """This process's metrics, created on first use (after the worker set up Prometheus)."""
-    from .config import ServiceSettings
-
-    return ServiceMetrics(ServiceSettings().max_batch_images)

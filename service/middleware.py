@@ -1,12 +1,15 @@
-"""ASGI middleware around BentoML's app: body size and content-type guards, error shape.
+"""ASGI middleware around BentoML's whole app: body limit, content types, error shape, version.
 
-* A POST to an API route with a content type the route does not read gets 415, and a
-  body over the limit gets 413, before BentoML parses anything. The body is counted as
-  it streams in, so a missing or lying ``Content-Length`` does not get around the limit.
+* A request body over the limit gets 413 before anything parses it. The body is counted
+  as it streams in, so a missing or lying ``Content-Length`` does not get around it.
+* BentoML's own routes (the async-job task) check their content type here; our own
+  routes check theirs in their handlers (:mod:`service.native`).
 * BentoML 1.4 answers its own 4xx errors with a JSON *list* (upstream issue #4232) or a
-  pydantic error object, and Starlette answers 404/405 in plain text; those are
-  rewritten into our ``{"error", "reason", ...}`` object and counted.
-* Every response carries ``X-Model-Version`` once the model is loaded.
+  pydantic error object, and Starlette answers 404/405 in plain text: those bodies are
+  rewritten into our ``{"error", "reason", ...}`` object and counted, through
+  :mod:`service.errors`.
+* Every response carries ``X-Model-Version``: the version that answered when the
+  handler set it, else the worker's.
 """
 
 from __future__ import annotations
@@ -15,113 +18,76 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_body
-from .metrics import service_metrics
+from mnist_core.errors import MnistError, PayloadTooLarge, UnsupportedMedia
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[Message], Any]
-ASGIApp = Callable[[Scope, Receive, Send], Any]
+from .errors import error_for_status, error_response
+from .worker import Worker
 
-REASON_BY_STATUS = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-}
+VERSION_HEADER = b"x-model-version"
+BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 class HttpGuard:
-    """See the module docstring; ``content_types`` maps a POST route to the types it reads."""
+    """See the module docstring.
+
+    ``worker`` returns this process's :class:`~service.worker.Worker` (None before it
+    exists); ``content_types`` maps the framework's own POST routes to the types they read.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        content_types: Mapping[str, tuple[str, ...]],
-        model_version: Callable[[], int | None],
-        max_body_bytes: int | None = None,
+        worker: Callable[[], Worker | None],
+        content_types: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
-        from .config import ServiceSettings
-
         self.app = app
-        # Built when the worker builds its app, not at import: settings come from the env.
-        self.max_body_bytes = max_body_bytes or ServiceSettings().max_body_bytes
-        self.content_types = content_types
-        self.model_version = model_version
+        self.worker = worker
+        self.content_types = content_types or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = self._wrap_send(send)
-        allowed = self.content_types.get(scope["path"])
-        if scope["method"] == "POST" and allowed is not None:
+        worker = self.worker()
+        send = self._wrap_send(send, worker)
+        if scope["method"] in BODY_METHODS and worker is not None:
             headers = _headers(scope)
-            media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if media_type not in allowed:
-                shown = media_type or "none"
-                await _refuse(
-                    send,
-                    415,
-                    error_body(
-                        f"content type {shown} is not accepted here; send one of "
+            allowed = self.content_types.get(scope["path"])
+            if allowed is not None:
+                media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+                if media_type not in allowed:
+                    refusal = UnsupportedMedia(
+                        f"content type {media_type or 'none'} is not accepted here; send one of "
                         + ", ".join(t for t in allowed if t),
-                        "unsupported_media_type",
                         field="content-type",
-                    ),
-                )
-                return
+                    )
+                    await _refuse(scope, receive, send, refusal, worker)
+                    return
+            limit = worker.settings.max_body_bytes
             declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                await _refuse(send, 413, self._too_large())
-                return
-            body = await self._read_body(receive)
+            body = None
+            if not (declared.isdigit() and int(declared) > limit):
+                body = await _read_body(receive, limit)
             if body is None:
-                await _refuse(send, 413, self._too_large())
+                await _refuse(scope, receive, send, _too_large(limit), worker)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
-    def _too_large(self) -> dict[str, Any]:
-        return error_body(
-            f"request body is larger than the limit of {self.max_body_bytes} bytes",
-            "body_too_large",
-            limit=self.max_body_bytes,
-        )
-
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
-
-    def _wrap_send(self, send: Send) -> Send:
+    @staticmethod
+    def _wrap_send(send: Send, worker: Worker | None) -> Send:
         held: Message | None = None
         chunks: list[bytes] = []
 
         async def wrapped(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                version = self.model_version()
-                if version is not None:
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        (b"x-model-version", str(version).encode()),
-                    ]
+                headers = message.get("headers", [])
+                if worker is not None and not any(k.lower() == VERSION_HEADER for k, _ in headers):
+                    message["headers"] = [*headers, (VERSION_HEADER, str(worker.version).encode())]
                 if 400 <= message["status"] < 500:
                     held = message
                     return
@@ -129,9 +95,9 @@ class HttpGuard:
                 chunks.append(message.get("body", b""))
                 if message.get("more_body", False):
                     return
-                body, changed = _error_object(held["status"], b"".join(chunks))
-                if changed:
-                    service_metrics().reject(body["reason"])
+                body, rewritten = _error_object(held["status"], b"".join(chunks))
+                if rewritten and worker is not None:
+                    worker.metrics.reject(body["reason"])
                 payload = orjson.dumps(body)
                 headers = [
                     (k, v)
@@ -151,28 +117,58 @@ class HttpGuard:
         return wrapped
 
 
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"request body is larger than the limit of {limit} bytes",
+        reason="body_too_large",
+        limit=limit,
+    )
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
 def _error_object(status: int, raw: bytes) -> tuple[dict[str, Any], bool]:
     """Our error object for a 4xx body, and whether it had to be rewritten."""
-    reason = REASON_BY_STATUS.get(status, "bad_request")
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         text = raw.decode("utf-8", "replace").strip() or f"HTTP {status}"
-        return error_body(text, reason), True
+        return error_for_status(status, text).to_dict(), True
     if isinstance(parsed, dict) and "error" in parsed and "reason" in parsed:
         return parsed, False
     if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
-        parsed = parsed[0]
-    if isinstance(parsed, dict):
-        body = error_body(str(parsed.get("error") or parsed.get("detail") or status), reason)
-        detail = parsed.get("detail")
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            location = detail[0].get("loc")
-            body["error"] = f"{body['error']}: {detail[0].get('msg', '')}".rstrip(": ")
-            if location:
-                body["field"] = ".".join(str(part) for part in location)
-        return body, True
-    return error_body(str(parsed), reason), True
+        parsed = parsed[0]  # BentoML's list-shaped bodies (upstream issue #4232)
+    if not isinstance(parsed, dict):
+        return error_for_status(status, str(parsed)).to_dict(), True
+    detail = parsed.get("detail")
+    field = None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):  # pydantic's
+        message = str(detail[0].get("msg") or f"HTTP {status}")
+        location = detail[0].get("loc")
+        if location:
+            field = ".".join(str(part) for part in location)
+    else:
+        message = str(parsed.get("error") or detail or f"HTTP {status}")
+    body = error_for_status(status, message).to_dict()
+    if field is not None:
+        body["field"] = field
+    return body, True
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -187,24 +183,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # type: ignore[no-any-return]
+        return await receive()
 
     return replayed
 
 
-async def _refuse(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, error: MnistError, worker: Worker
+) -> None:
     """Answer without reading on; the connection is closed as the body may be unread."""
-    service_metrics().reject(body["reason"])
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    response = error_response(error, worker.metrics.reject)
+    response.headers["connection"] = "close"
+    await response(scope, receive, send)

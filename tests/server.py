@@ -69,7 +69,7 @@ class ServiceProcess:
     ) -> ServiceProcess:
         """Start the server without waiting for it (see :meth:`wait_ready`)."""
         port = port or free_port()
-        settings = launch.service_env(model_root, port, workers, TF_CPP_MIN_LOG_LEVEL="2")
+        settings = launch.service_env(model_root, port, workers)
         server = launch.spawn(launch.serve_command(), port=port, env={**settings, **(env or {})})
         return cls._wrap(server)
 

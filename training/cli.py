@@ -125,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from runtime.quiet import start_tensorflow
+
     from .job import describe, job_config_from, run
+
+    # Keras' progress bar is stdout; only TensorFlow's C++ start-up lines are dropped.
+    start_tensorflow()
 
     try:
         target, metadata = run(job_config_from(args))

@@ -7,9 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib.metadata import requires, version
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,3 +85,20 @@ def constraint_pins() -> dict[str, str]:
             name, _, pinned = line.partition("==")
             pins[canonicalize_name(name)] = pinned
     return pins
+
+
+def installed_closure(specs: list[str]) -> dict[str, str]:
+    """Installed distributions the given requirements pull in, transitively: name -> version."""
+    found: dict[str, str] = {}
+    pending = [Requirement(spec) for spec in specs]
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if name in found:
+            continue
+        found[name] = version(name)
+        for dependency in requires(name) or []:
+            parsed = Requirement(dependency)
+            if parsed.marker is None or parsed.marker.evaluate({"extra": ""}):
+                pending.append(parsed)
+    return found

@@ -12,11 +12,17 @@ import json
 import re
 import subprocess
 import tomllib
-from importlib.metadata import requires, version
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from deploy_files import REPO, constraint_pins, dockerfile_instructions, healthcheck_argv
+from deploy_files import (
+    REPO,
+    constraint_pins,
+    dockerfile_instructions,
+    healthcheck_argv,
+    installed_closure,
+)
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -96,27 +102,10 @@ def test_image_gets_the_versions_the_tests_run_on() -> None:
         assert version(name) == pins[name], f"{name}: installed {version(name)}, pinned"
 
 
-def _closure(specs: list[str]) -> dict[str, str]:
-    """Installed distributions the given requirements pull in, transitively: name -> version."""
-    found: dict[str, str] = {}
-    pending = [Requirement(spec) for spec in specs]
-    while pending:
-        requirement = pending.pop()
-        name = canonicalize_name(requirement.name)
-        if name in found:
-            continue
-        found[name] = version(name)
-        for dependency in requires(name) or []:
-            parsed = Requirement(dependency)
-            if parsed.marker is None or parsed.marker.evaluate({"extra": ""}):
-                pending.append(parsed)
-    return found
-
-
 def test_every_package_of_the_image_is_pinned() -> None:
     """The runtime closure, not only the direct dependencies, installs the pinned versions."""
     pins = constraint_pins()
-    closure = _closure(PYPROJECT["project"]["dependencies"])
+    closure = installed_closure(PYPROJECT["project"]["dependencies"])
     assert len(closure) > len(PYPROJECT["project"]["dependencies"])
     # Installer tooling that `pip freeze` leaves out of constraints.txt; a Python 3.11
     # venv brings its own setuptools, and wheel only matters to packages' build steps.

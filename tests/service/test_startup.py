@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,3 +133,21 @@ def test_requests_during_loading_wait_for_the_model(trained_model_root: Path) ->
             assert client.get(f"{server.url}/readyz").status_code == 200
     finally:
         server.stop()
+
+
+NATIVE_LOG = re.compile(r"^(?:[IWEF]\d{4} |WARNING: All log messages before absl|To enable the)")
+
+
+def test_start_is_quiet_and_says_when_every_worker_serves(service: ServiceProcess) -> None:
+    """The session's server (two workers) logs no TensorFlow C++ lines and one ready line."""
+    deadline = time.monotonic() + 30
+    while "mnist-serve: ready" not in (log := service.log_path.read_text(errors="replace")):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.1)
+    lines = log.splitlines()
+    assert not [line for line in lines if NATIVE_LOG.match(line)], log
+    workers = [line for line in lines if re.match(r"mnist-serve: worker \d+ serving", line)]
+    assert len(workers) == 2, log
+    assert all(line.endswith(f"model version 1 on {service.url}") for line in workers), workers
+    ready = [line for line in lines if line.startswith("mnist-serve: ready")]
+    assert ready == [f"mnist-serve: ready: 2 worker(s) serving on {service.url}"]

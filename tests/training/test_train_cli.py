@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,23 @@ def test_flag_wins_over_environment_and_neither_means_keras(
     # (no network here).
     assert resolve_data_dir(None) is None
     assert resolve_data_dir("") is None
+
+
+# TensorFlow's C++ log lines (absl's format) and the notes printed around them.
+NATIVE_LOG = re.compile(r"^(?:[IWEF]\d{4} |WARNING: All log messages before absl|To enable the)")
+
+
+def test_a_training_run_prints_its_progress_without_tensorflows_native_log(
+    tmp_path: Path, mnist_data_dir: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    result = run_script(
+        "--data-dir", str(mnist_data_dir), "--model-dir", str(tmp_path / "mnist"),
+        "--epochs", "1", "--train-limit", "1000", "--no-report", "--verbose", "2",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    assert not [line for line in lines if NATIVE_LOG.match(line)]
+    assert any(re.match(r"\d+/\d+ - .*accuracy: ", line) for line in lines), result.stdout
+    assert (tmp_path / "mnist" / "1" / "saved_model.pb").exists()

@@ -1,0 +1,93 @@
+"""The one model runtime: what the service, ``mnist-batch --local`` and the benchmark call.
+
+All three paths load through :func:`runtime.savedmodel.load` (``tests/test_layers.py``
+checks nobody else loads a SavedModel); here they give the same bytes for the same
+images, and the runtime itself is checked against the raw signature.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from batch.local import LocalModel
+from mnist_core.errors import ModelUnavailable
+from runtime import savedmodel
+
+
+@pytest.fixture(scope="module")
+def model(trained_model_root: Path) -> savedmodel.SavedModel:
+    return savedmodel.load(trained_model_root)
+
+
+@pytest.mark.parametrize("count", [1, 7, 300])
+def test_service_local_job_and_benchmark_give_identical_bytes(
+    model: savedmodel.SavedModel,
+    trained_model_root: Path,
+    service_url: str,
+    mnist_test_set: tuple[np.ndarray, np.ndarray],
+    count: int,
+) -> None:
+    images = mnist_test_set[0][:count]
+    probabilities, labels = model(images)  # what the worker's batcher and the bench call
+
+    local = LocalModel(trained_model_root).predict(images)  # mnist-batch --local
+    buffer = io.BytesIO()
+    np.save(buffer, images)
+    response = httpx.post(
+        f"{service_url}/predict_npy",
+        content=buffer.getvalue(),
+        headers={"content-type": "application/octet-stream"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    served = response.json()["predictions"]
+    served_probabilities = np.array([p["probabilities"] for p in served], dtype=np.float32)
+
+    assert probabilities.dtype == np.float32
+    assert local.probabilities.tobytes() == probabilities.tobytes()
+    assert served_probabilities.tobytes() == probabilities.tobytes()
+    assert local.labels.tolist() == labels.tolist() == [p["label"] for p in served]
+
+
+def test_the_runtime_matches_the_raw_signature_and_one_image_is_bit_stable(
+    model: savedmodel.SavedModel, mnist_test_set: tuple[np.ndarray, np.ndarray]
+) -> None:
+    import tensorflow as tf
+
+    images = mnist_test_set[0][:64]
+    signature = tf.saved_model.load(str(model.info.path)).signatures["serving_default"]
+    raw = signature(images=tf.constant(images))
+    probabilities, labels = model(images)
+    np.testing.assert_allclose(probabilities, raw["probabilities"].numpy(), rtol=0, atol=1e-6)
+    assert labels.tolist() == raw["label"].numpy().tolist()
+    # One image alone gives the bytes it gets inside any larger call.
+    for index in (0, 5):
+        alone, label = model(images[index : index + 1])
+        assert alone.shape == (1, 10) and label.shape == (1,)
+        assert alone.tobytes() == probabilities[index : index + 1].tobytes()
+
+
+def test_a_damaged_version_is_refused_with_its_reason(
+    trained_model_root: Path, tmp_path: Path
+) -> None:
+    incomplete = tmp_path / "incomplete" / "1"
+    shutil.copytree(trained_model_root / "1", incomplete)
+    shutil.rmtree(incomplete / "variables")
+    with pytest.raises(ModelUnavailable) as caught:
+        savedmodel.load(incomplete.parent)
+    assert caught.value.reason == "incomplete"
+    assert "variables is missing" in caught.value.message
+
+    corrupt = tmp_path / "corrupt" / "1"
+    shutil.copytree(trained_model_root / "1", corrupt)
+    (corrupt / "saved_model.pb").write_bytes(b"not a protocol buffer")
+    with pytest.raises(ModelUnavailable) as caught:
+        savedmodel.load(corrupt)
+    assert caught.value.reason == "load_failed"
+    assert "could not be loaded" in caught.value.message
