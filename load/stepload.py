@@ -131,6 +131,13 @@ class _Window:
         )
 
 
+def _sleep_until(deadline: float) -> None:
+    # gevent's timers run on the loop's cached clock, which can lag behind: check the
+    # real clock and sleep again rather than open or close a window early.
+    while (left := deadline - time.perf_counter()) > 0:
+        gevent.sleep(min(left, 0.5))
+
+
 class StepRecorder:
     """Opens and closes each step's window on the shape's clock and keeps the records."""
 
@@ -155,13 +162,13 @@ class StepRecorder:
     def _measure(self, index: int, users: int) -> None:
         runner = self.environment.runner
         opens, closes = (self.start + offset for offset in self.plan.window(index))
-        gevent.sleep(max(opens - time.perf_counter(), 0.0))
+        _sleep_until(opens)
         # The shape applies a step on its next tick (Locust ticks once a second) and
         # spawning takes a while: measure only once every user of the step is running.
         while runner is not None and runner.user_count != users and time.perf_counter() < closes:
             gevent.sleep(0.05)
         self.window = _Window(index + 1, users, CpuSnapshot.take(self.server_pid))
-        gevent.sleep(max(closes - time.perf_counter(), 0.0))
+        _sleep_until(closes)
         window, self.window = self.window, None
         running = runner.user_count if runner is not None else 0
         by_class = dict(runner.user_classes_count) if runner is not None else {}
