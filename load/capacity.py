@@ -193,10 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     reports: Path = args.reports
     reports.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
+    url = args.url or ""
     with tempfile.TemporaryDirectory(prefix="mnist-capacity-") as scratch:
         steps_file = Path(scratch) / "steps.json"
         try:
-            with _target(args, reports) as (url, server_pid):
+            with _target(args, reports) as (target, server_pid):
+                url = target
                 code = run_locust(args, url, server_pid, plan, steps_file)
         except LaunchError as exc:
             print(f"capacity: {exc}", file=sys.stderr)
@@ -219,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         slo,
         {
             "started": started,
-            "url": args.url or "(started by load.capacity)",
+            "url": url,
+            "service": "given by --url" if args.url else "started by load.capacity",
             "mix": args.mix or "the locustfile's",
             "plan": {
                 "users": list(plan.users),

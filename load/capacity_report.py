@@ -312,7 +312,8 @@ td:last-child {{ text-align: left; }}
 tr.missed {{ background: #fdecea; }}
 </style></head><body>
 <h1>Capacity run</h1>
-<p>{html.escape(str(data.get("started", "")))} against {html.escape(str(data.get("url", "")))};
+<p>{html.escape(str(data.get("started", "")))} against {html.escape(str(data.get("url", "")))}
+({html.escape(str(data.get("service", "")))});
 SLO p99 &le; {slo["p99_ms"]:g} ms, errors &le; {slo["max_error_ratio"] * 100:g}%,
 429s &le; {slo["max_shed_ratio"] * 100:g}%; mix {html.escape(str(data.get("mix", "")))}.</p>
 <ul>{lines}</ul>
