@@ -9,8 +9,11 @@ the service turns any of them into one in exactly one place (``service.errors``)
     ├── ModelUnavailable       503 model_unavailable: no usable model where one should be
     ├── NotReady               503 not_ready: the model is still loading
     ├── Overloaded             429 overloaded: more queued work than the service takes on
+    ├── Conflict               409 conflict: a request the current state does not allow
     ├── ResumeError            a batch job's unfinished output cannot be continued
     └── InputError             400 invalid_input: a client sent input we cannot score
+        ├── Unauthorized       401 unauthorized: an admin request without a token
+        ├── Forbidden          403 forbidden: the wrong token, or the admin API is disabled
         ├── NotFound           404 not_found: no such route, model version or label
         ├── MethodNotAllowed   405 method_not_allowed
         ├── PayloadTooLarge    413 too_large: too many images, bytes or pixels
@@ -77,6 +80,13 @@ class Overloaded(MnistError):
     retry_after = 1.0
 
 
+class Conflict(MnistError):
+    """A valid request that the current state does not allow (unloading the last version)."""
+
+    status = 409
+    reason = "conflict"
+
+
 class ResumeError(MnistError):
     """A batch job's unfinished output belongs to another job or cannot be continued."""
 
@@ -93,6 +103,20 @@ class InputError(MnistError):
 
     status = 400
     reason = "invalid_input"
+
+
+class Unauthorized(InputError):
+    """An admin request without credentials."""
+
+    status = 401
+    reason = "unauthorized"
+
+
+class Forbidden(InputError):
+    """An admin request with the wrong credentials, or while the admin API is disabled."""
+
+    status = 403
+    reason = "forbidden"
 
 
 class NotFound(InputError):

@@ -13,7 +13,9 @@ and what its metadata says. Loading and calling it is :mod:`runtime.savedmodel`'
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,26 @@ def latest_version_dir(model_root: str | Path) -> Path | None:
     """The highest version directory under ``model_root``, or None when there is none."""
     versions = existing_versions(model_root)
     return Path(model_root) / str(versions[-1]) if versions else None
+
+
+def version_fingerprint(version_dir: str | Path) -> str:
+    """What a version's files are now (names, sizes, modification times), as a digest.
+
+    Versions are treated as immutable once published: a version that failed to load is
+    tried again only when this changes (a copy that was still being written, say).
+    """
+    digest = hashlib.sha256()
+    root = Path(version_dir)
+    for folder, _, names in sorted(os.walk(root)):
+        for name in sorted(names):
+            path = Path(folder, name)
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # removed while we looked: the next look sees the change
+            relative = path.relative_to(root)
+            digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def read_metadata(version_dir: str | Path) -> dict[str, Any]:

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from mnist_core.errors import ModelUnavailable
-from mnist_core.modeldir import INPUT_NAME, SIGNATURE_NAME, TRAIN_HINT, ModelInfo, resolve_model
+from mnist_core.modeldir import (
+    INPUT_NAME,
+    SIGNATURE,
+    SIGNATURE_NAME,
+    TRAIN_HINT,
+    ModelInfo,
+    resolve_model,
+)
 
 from .quiet import start_tensorflow
 
@@ -93,6 +100,27 @@ class SavedModel:
         labels = outputs["label"].numpy()
         return (probabilities[:1], labels[:1]) if n == 1 else (probabilities, labels)
 
+    def check(self) -> None:
+        """The signature is the contract, and it answers sanely on a few known images.
+
+        Raises :class:`ModelUnavailable` (reason ``bad_signature`` or ``bad_outputs``): a
+        version that loads but would answer wrongly must not take traffic.
+        """
+        problem = signature_problem(self._signature)
+        if problem:
+            raise ModelUnavailable(
+                f"model {self.info.path} does not have the serving signature: {problem}",
+                reason="bad_signature",
+            )
+        images = known_images()
+        probabilities, labels = self(images)
+        problem = outputs_problem(probabilities, labels, len(images))
+        if problem:
+            raise ModelUnavailable(
+                f"model {self.info.path} answers wrongly on known images: {problem}",
+                reason="bad_outputs",
+            )
+
     def warm_up(self, batch_sizes: tuple[int, ...] = WARM_UP_SIZES) -> None:
         """Run the graph once per size so the first client does not pay for allocations."""
         for size in batch_sizes:
@@ -104,6 +132,50 @@ class SavedModel:
                     f"images; expected ({size}, 10) and ({size},)",
                     reason="bad_outputs",
                 )
+
+
+def known_images() -> np.ndarray:
+    """A blank image, a stroke, a ring and fixed noise: inputs any sane model answers."""
+    images = np.zeros((4, 28, 28), dtype=np.uint8)
+    images[1, 4:24, 13:16] = 255
+    ys, xs = np.mgrid[:28, :28]
+    radius = np.hypot(ys - 14, xs - 14)
+    images[2][(radius > 6) & (radius < 9)] = 255
+    images[3] = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    return images
+
+
+def signature_problem(signature: Any) -> str | None:
+    """What differs between ``signature`` and the contract of :data:`SIGNATURE`, if anything."""
+    try:
+        _, inputs = signature.structured_input_signature
+        outputs = signature.structured_outputs
+    except (AttributeError, TypeError, ValueError) as exc:
+        return f"unreadable signature ({exc})"
+    found = {name: (spec.dtype.name, spec.shape.as_list()) for name, spec in inputs.items()}
+    expected_in = {n: (s["dtype"], s["shape"]) for n, s in SIGNATURE["inputs"].items()}
+    if found != expected_in:
+        return f"inputs {found}, expected {expected_in}"
+    found_out = {name: (t.dtype.name, t.shape.as_list()) for name, t in outputs.items()}
+    expected_out = {n: (s["dtype"], s["shape"]) for n, s in SIGNATURE["outputs"].items()}
+    if found_out != expected_out:
+        return f"outputs {found_out}, expected {expected_out}"
+    return None
+
+
+def outputs_problem(probabilities: np.ndarray, labels: np.ndarray, count: int) -> str | None:
+    """What is wrong with a model's answers for ``count`` images, if anything."""
+    if probabilities.shape != (count, 10) or labels.shape != (count,):
+        return f"shapes {probabilities.shape} and {labels.shape} for {count} images"
+    if not np.isfinite(probabilities).all():
+        return "probabilities that are not finite"
+    if (probabilities < 0).any() or (probabilities > 1).any():
+        return "probabilities outside [0, 1]"
+    if not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3):
+        return f"probabilities summing to {probabilities.sum(axis=1).round(4).tolist()}"
+    if (labels != probabilities.argmax(axis=1)).any():
+        return "labels that are not the most probable digit"
+    return None
 
 
 def load(model: ModelInfo | str | Path, *, threads: int | None = None) -> SavedModel:

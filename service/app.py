@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import native, openapi
+from . import admin, native, openapi
 from .errors import CatchAll, exception_handlers, json_response
 from .middleware import HttpGuard
 from .worker import Worker
@@ -47,7 +47,7 @@ def create_app(
         yield
 
     app = Starlette(
-        routes=[*native.routes(), Route("/docs.json", docs, methods=["GET"])],
+        routes=[*native.routes(), *admin.routes(), Route("/docs.json", docs, methods=["GET"])],
         exception_handlers=exception_handlers(),
         middleware=[Middleware(CatchAll)],
         lifespan=lifespan,

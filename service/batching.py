@@ -1,11 +1,14 @@
 """Adaptive batching inside one worker, counted in images rather than requests.
 
 Requests put their validated ``uint8 [n, 28, 28]`` arrays on a queue and wait. Whenever
-the model is idle, one drain task takes everything queued, up to ``max_images`` images,
-and runs one model call in a dedicated thread (TensorFlow releases the GIL, so the event
-loop keeps accepting and decoding requests meanwhile; those form the next call). A
+the model is idle, one drain task takes everything queued for the same model version, up
+to ``max_images`` images, and runs one model call in a dedicated thread (TensorFlow
+releases the GIL, so the event loop keeps accepting and decoding requests meanwhile;
+those form the next call). A
 request larger than ``max_images`` is split into chunks first, so no call ever exceeds
-the limit, and its answer is put back together in order.
+the limit, and its answer is put back together in order. Requests for different model
+versions share the queue and the thread but never a call: a call takes consecutive
+requests for one version.
 
 BentoML's own batching is not used: it merges whole request bodies before our code runs,
 so one client's invalid image would fail everybody's batch, and its limit counts
@@ -31,6 +34,7 @@ CallObserver = Callable[[int, float], None]
 @dataclass
 class _Job:
     images: np.ndarray
+    model: ModelCall
     future: asyncio.Future[Outputs]
 
 
@@ -39,7 +43,7 @@ class Batcher:
 
     def __init__(
         self,
-        model: ModelCall,
+        model: ModelCall | None = None,
         *,
         max_images: int,
         observe: CallObserver | None = None,
@@ -60,11 +64,17 @@ class Batcher:
     def max_images(self) -> int:
         return self._max_images
 
-    async def predict(self, images: np.ndarray) -> Outputs:
-        """(probabilities, labels) for ``images``, in order, from one or more merged calls."""
+    async def predict(self, images: np.ndarray, model: ModelCall | None = None) -> Outputs:
+        """(probabilities, labels) for ``images``, in order, from one or more merged calls.
+
+        ``model`` is the version to call (the batcher's own model when not given).
+        """
+        model = model or self._model
+        if model is None:
+            raise ValueError("no model to call")
         loop = asyncio.get_running_loop()
         jobs = [
-            _Job(images[start : start + self._max_images], loop.create_future())
+            _Job(images[start : start + self._max_images], model, loop.create_future())
             for start in range(0, len(images), self._max_images)
         ]
         self._queue.extend(jobs)
@@ -89,7 +99,9 @@ class Batcher:
             if job.future.done():  # its client went away; do not spend the model on it
                 self._queue.popleft()
                 continue
-            if jobs and count + len(job.images) > self._max_images:
+            if jobs and (
+                count + len(job.images) > self._max_images or job.model is not jobs[0].model
+            ):
                 break
             jobs.append(self._queue.popleft())
             count += len(job.images)
@@ -103,7 +115,7 @@ class Batcher:
             )
             try:
                 probabilities, labels = await loop.run_in_executor(
-                    self._executor, self._call, images
+                    self._executor, self._call, jobs[0].model, images
                 )
             except Exception as exc:
                 for job in jobs:
@@ -117,11 +129,11 @@ class Batcher:
                     job.future.set_result((probabilities[start:end], labels[start:end]))
                 start = end
 
-    def _call(self, images: np.ndarray) -> Outputs:
+    def _call(self, model: ModelCall, images: np.ndarray) -> Outputs:
         started = time.perf_counter()
         if self._call_delay_s:
             time.sleep(self._call_delay_s)  # a deliberately slow model, for capacity tests
-        outputs = self._model(images)
+        outputs = model(images)
         if self._observe is not None:
             self._observe(len(images), time.perf_counter() - started)
         return outputs

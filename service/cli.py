@@ -10,8 +10,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+from pydantic import SecretStr, ValidationError
+
 from mnist_core.errors import ModelUnavailable
-from mnist_core.modeldir import find_model
+from mnist_core.modeldir import existing_versions, find_model
 
 from .config import ServiceSettings
 
@@ -30,18 +32,38 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
-    settings = ServiceSettings(**overrides)
     try:
+        settings = ServiceSettings(**overrides)
         info = find_model(settings.model_dir)
+        on_disk = existing_versions(settings.model_dir)
+        chosen = settings.policy.select(on_disk)
+        if not chosen:
+            raise ModelUnavailable(
+                f"version policy {settings.policy} selects none of the versions under "
+                f"{settings.model_dir} ({', '.join(map(str, on_disk))})"
+            )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MNIST_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"mnist-serve: bad setting: {problems}", file=sys.stderr)
+        return 2
     except ModelUnavailable as exc:
         print(f"mnist-serve: {exc}", file=sys.stderr)
         return 2
-    print(f"mnist-serve: starting {settings.workers} worker(s) for {info.path}", flush=True)
+    print(
+        f"mnist-serve: starting {settings.workers} worker(s) for {info.path.parent} "
+        f"(policy {settings.policy}: versions {', '.join(map(str, chosen))})",
+        flush=True,
+    )
     # Workers are separate processes started from the service's import string: they read
     # the same settings from the environment, with the model root made absolute.
     resolved = settings.model_copy(update={"model_dir": settings.model_dir.resolve()})
     for name, value in resolved.model_dump().items():
-        os.environ[f"MNIST_{name.upper()}"] = str(value)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is not None:
+            os.environ[f"MNIST_{name.upper()}"] = str(value)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     # glibc gives each thread its own malloc arena; TensorFlow's and the server's threads
     # would otherwise each keep tens of MB resident per worker.
@@ -56,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: ServiceSettings, run_dir: Path) -> int:
     from bentoml._internal.configuration.containers import BentoMLContainer
 
-    from .service import FAILURE_FILE_ENV, READY_DIR_ENV, SERVICE
+    from .service import CONTROL_FILE_ENV, FAILURE_FILE_ENV, READY_DIR_ENV, SERVICE
 
     failure_file = run_dir / "failure"
+    os.environ[CONTROL_FILE_ENV] = str(run_dir / "versions.json")
     ready_dir = run_dir / "ready"
     ready_dir.mkdir()
     os.environ[FAILURE_FILE_ENV] = str(failure_file)

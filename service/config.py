@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mnist_core.versions import VersionPolicy, parse_labels
 
 
 class ServiceSettings(BaseSettings):
@@ -21,7 +23,19 @@ class ServiceSettings(BaseSettings):
     )
 
     model_dir: Path = Field(default=Path("models/mnist"))
-    """Model root; the highest integer version below it is served."""
+    """Model root holding one directory per version (``<root>/<int>/``)."""
+
+    model_poll_s: float = Field(default=2.0, ge=0)
+    """Seconds between looks at the model root for new or removed versions (0: never)."""
+
+    version_policy: str = "latest"
+    """Which versions to serve: ``latest``, ``latest:N`` (the N highest) or ``specific:3,5``."""
+
+    version_labels: str = ""
+    """Names for versions, ``stable=3,canary=5``: a request may ask for ``?label=canary``."""
+
+    admin_token: SecretStr | None = None
+    """Bearer token of the admin API (loading and unloading versions); unset: disabled."""
 
     host: str = "127.0.0.1"
     """Address to listen on."""
@@ -62,3 +76,21 @@ class ServiceSettings(BaseSettings):
 
     model_call_delay_ms: float = Field(default=0.0, ge=0)
     """A fixed delay added to every model call, for testing capacity tools (0: none)."""
+
+    @field_validator("version_policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        return str(VersionPolicy.parse(value))
+
+    @field_validator("version_labels")
+    @classmethod
+    def _labels(cls, value: str) -> str:
+        return ",".join(f"{k}={v}" for k, v in parse_labels(value).items())
+
+    @property
+    def policy(self) -> VersionPolicy:
+        return VersionPolicy.parse(self.version_policy)
+
+    @property
+    def labels(self) -> dict[str, int]:
+        return parse_labels(self.version_labels)

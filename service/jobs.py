@@ -121,9 +121,17 @@ async def run_job(upload: Any, fmt_value: object, predict: Predict, model_versio
 
 
 async def run(worker: Worker, upload: Any, fmt: object) -> Response:
-    """The ``batch`` task's answer: the rows, or the error (which marks the task failed)."""
+    """The ``batch`` task's answer: the rows, or the error (which marks the task failed).
+
+    The whole job is scored by the version that was the default when it started.
+    """
     try:
         await worker.wait_ready()
-        return await run_job(upload, fmt, worker.predict, worker.version)
+        version = worker.repository.resolve()
+
+        async def predict(images: np.ndarray) -> Scored:
+            return await worker.predict(images, version=version)
+
+        return await run_job(upload, fmt, predict, version)
     except MnistError as exc:
         return error_response(exc, worker.metrics.reject)

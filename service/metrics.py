@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+LOAD_BUCKETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -77,9 +78,27 @@ class ServiceMetrics:
         )
         self.model_info: Any = Gauge(
             "mnist_model_info",
-            "The served model (always 1)",
+            "1 for each model version a live worker serves, 0 once it is unloaded",
             ["version", "implementation"],
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.load_seconds: Any = Histogram(
+            "mnist_model_load_seconds",
+            "Seconds to load, check and warm one model version",
+            buckets=LOAD_BUCKETS,
+            registry=registry,
+        )
+        self.load_failures: Any = Counter(
+            "mnist_model_load_failures",
+            "Model versions that failed to load or failed their checks, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.version_requests: Any = Counter(
+            "mnist_model_requests",
+            "Prediction requests answered, by the model version that answered",
+            ["version"],
             registry=registry,
         )
         self._label_counters = [self.predictions.labels(label=str(d)) for d in range(10)]

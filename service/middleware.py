@@ -86,8 +86,9 @@ class HttpGuard:
             nonlocal held
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
-                if worker is not None and not any(k.lower() == VERSION_HEADER for k, _ in headers):
-                    message["headers"] = [*headers, (VERSION_HEADER, str(worker.version).encode())]
+                version = worker.version if worker is not None else None
+                if version is not None and not any(k.lower() == VERSION_HEADER for k, _ in headers):
+                    message["headers"] = [*headers, (VERSION_HEADER, str(version).encode())]
                 if 400 <= message["status"] < 500:
                     held = message
                     return

@@ -3,6 +3,10 @@
 Each handler is a few lines: check the media type, decode the body into a batch
 (:mod:`service.decoding`), predict through the worker, answer. Errors are raised, never
 caught here: the app's one error path (:mod:`service.errors`) answers them.
+
+Every prediction route takes an optional ``?version=N`` or ``?label=NAME`` choosing the
+model version (the highest served one by default); ``GET /models`` lists the versions
+this worker knows with their states.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+
+from mnist_core.errors import InputError
 
 from . import decoding
 from .errors import json_response
@@ -27,13 +33,30 @@ def worker_of(request: Request) -> Worker:
     return worker
 
 
+def chosen_version(request: Request) -> tuple[int | None, str | None]:
+    """The ``version`` or ``label`` query parameter (at most one of them)."""
+    params = request.query_params
+    version, label = params.get("version"), params.get("label")
+    if version is not None and label is not None:
+        raise InputError("give a version or a label, not both", reason="bad_request")
+    if version is None:
+        return None, label
+    if not version.isdigit() or int(version) < 1:
+        raise InputError(
+            f"version must be a positive integer, got {version!r}",
+            reason="invalid_version",
+            field="version",
+        )
+    return int(version), None
+
+
 async def predict(request: Request) -> Response:
     """Classify images sent as JSON (28x28 nested or 784 flat lists of 0..255)."""
     started = time.perf_counter()
     worker = worker_of(request)
     decoding.require_media(request, decoding.JSON)
     batch = decoding.json_images(await request.body(), max_images=worker.settings.max_images)
-    return await answer(worker, "predict", batch, started)
+    return await answer(request, "predict", batch, started)
 
 
 async def predict_image(request: Request) -> Response:
@@ -46,7 +69,7 @@ async def predict_image(request: Request) -> Response:
     batch, names = decoding.uploaded_images(
         upload, max_images=settings.max_images, max_pixels=settings.max_image_pixels
     )
-    return await answer(worker, "predict_image", batch, started, names)
+    return await answer(request, "predict_image", batch, started, names)
 
 
 async def predict_npy(request: Request) -> Response:
@@ -59,26 +82,33 @@ async def predict_npy(request: Request) -> Response:
     else:
         upload = decoding.RawFiles([("", await request.body())])
     batch = decoding.npy_images(upload, max_images=worker.settings.max_images)
-    return await answer(worker, "predict_npy", batch, started)
+    return await answer(request, "predict_npy", batch, started)
 
 
 async def metadata(request: Request) -> Response:
-    """The served model (name, version, implementation, test accuracy) and the limits."""
+    """The default model version (name, implementation, test accuracy), the served ones."""
     return json_response(worker_of(request).describe())
 
 
+async def models(request: Request) -> Response:
+    """Every version this worker knows: loading, available, unloading, unloaded, failed."""
+    return json_response(worker_of(request).status())
+
+
 async def answer(
-    worker: Worker,
+    request: Request,
     endpoint: str,
     batch: np.ndarray,
     started: float,
     names: list[str] | None = None,
 ) -> Response:
     """Predict ``batch`` and answer with one prediction per image, in input order."""
+    worker = worker_of(request)
+    version, label = chosen_version(request)
     stages = worker.metrics.stage_seconds
     decoded = time.perf_counter()
     stages.labels(stage="decode", endpoint=endpoint).observe(decoded - started)
-    scored = await worker.predict(batch)
+    scored = await worker.predict(batch, version=version, label=label)
     predicted = time.perf_counter()
     stages.labels(stage="predict", endpoint=endpoint).observe(predicted - decoded)
     probabilities, labels = scored.probabilities, scored.labels
@@ -107,4 +137,5 @@ def routes() -> list[BaseRoute]:
         Route("/predict_image", predict_image, methods=["POST"]),
         Route("/predict_npy", predict_npy, methods=["POST"]),
         Route("/metadata", metadata, methods=["GET", "POST"]),
+        Route("/models", models, methods=["GET"]),
     ]

@@ -115,7 +115,7 @@ def native_paths() -> dict[str, Any]:
 def document(bentoml_spec: dict[str, Any]) -> dict[str, Any]:
     """BentoML's document with our routes and schemas added."""
     # A JSON round trip copies it and turns BentoML's integer status keys into strings.
-    spec = json.loads(json.dumps(bentoml_spec))
+    spec: dict[str, Any] = json.loads(json.dumps(bentoml_spec))
     spec.setdefault("paths", {}).update(native_paths())
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(_schemas(PredictRequest, PredictResponse, ErrorResponse))

@@ -32,6 +32,8 @@ FAILURE_FILE_ENV = "MNIST_SERVE_FAILURE_FILE"
 """Set by ``mnist-serve``: where a worker that cannot load the model writes why."""
 READY_DIR_ENV = "MNIST_SERVE_READY_DIR"
 """Set by ``mnist-serve``: where each worker leaves a file once it serves."""
+CONTROL_FILE_ENV = "MNIST_SERVE_CONTROL_FILE"
+"""Set by ``mnist-serve``: the explicit version loads and unloads all its workers share."""
 
 log = logging.getLogger("mnist.service")
 
@@ -43,8 +45,12 @@ class MnistService:
     def __init__(self) -> None:
         settings = ServiceSettings()
         try:
+            control = os.environ.get(CONTROL_FILE_ENV)
             self.worker = Worker(
-                settings, ServiceMetrics(settings.max_batch_images), on_failure=_die
+                settings,
+                ServiceMetrics(settings.max_batch_images),
+                on_failure=_die,
+                control_file=Path(control) if control else None,
             )
         except ModelUnavailable as exc:
             _die(str(exc))
