@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MODEL_DIR ?= models/mnist
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup serve train test lint format load bench clean
+.PHONY: setup serve train test lint format load capacity bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ lint: setup
 load: setup
 	@if [ -z "$(URL)" ] && ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.run --model-dir $(MODEL_DIR) $(if $(URL),--url $(URL)) $(LOAD_ARGS)
+
+# Step load until the SLO breaks: reports/capacity.{csv,json,png,html} (see README).
+capacity: setup
+	@if [ -z "$(URL)" ] && ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
+	$(BIN)/python -m load.capacity --model-dir $(MODEL_DIR) $(if $(URL),--url $(URL)) $(CAPACITY_ARGS)
 
 # The benchmark harness: writes reports/bench.md and reports/bench.json.
 bench: setup

@@ -6,6 +6,9 @@ Linux only; the launcher, the benchmarks and the tests read servers they started
 from __future__ import annotations
 
 import os
+import resource
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -67,3 +70,54 @@ def machine_busy_seconds() -> float:
     ticks = [int(v) for v in fields]
     idle = ticks[3] + ticks[4]  # idle and iowait
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU counters read at one instant: this process, each process of a tree, the machine."""
+
+    own: float
+    tree: dict[int, float]
+    machine: float
+    at: float
+    """``time.perf_counter()`` when read."""
+
+    @classmethod
+    def take(cls, tree_pid: int | None = None) -> CpuSnapshot:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        tree = {pid: cpu_seconds(pid) for pid in process_tree(tree_pid)} if tree_pid else {}
+        own = usage.ru_utime + usage.ru_stime
+        return cls(own, tree, machine_busy_seconds(), time.perf_counter())
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """Cores kept busy between two snapshots (1.0 is one core)."""
+
+    own: float
+    """This process (the load generator)."""
+    tree: float | None
+    """The watched process tree (the server), None when no tree was watched."""
+    tree_by_process: list[float]
+    """The same per process of the tree, busiest first."""
+    other: float
+    """Everything else on the machine."""
+
+
+def cpu_use(before: CpuSnapshot, after: CpuSnapshot, wall: float | None = None) -> CpuUse:
+    """What each party used between ``before`` and ``after``, per second of ``wall``.
+
+    ``wall`` defaults to the time between the snapshots. Per process of the tree, so a
+    reader can see whether the load spread over the workers (keep-alive connections stay
+    with the worker that accepted them).
+    """
+    seconds = wall if wall is not None else after.at - before.at
+    seconds = max(seconds, 1e-9)
+    own = (after.own - before.own) / seconds
+    split = sorted(
+        ((after.tree[pid] - before.tree.get(pid, 0.0)) / seconds for pid in after.tree),
+        reverse=True,
+    )
+    tree = sum(split) if after.tree else None
+    machine = (after.machine - before.machine) / seconds
+    return CpuUse(own, tree, split, max(machine - own - (tree or 0.0), 0.0))

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-from harness.procfs import cpu_seconds, machine_busy_seconds, process_tree
+from harness.procfs import CpuSnapshot, cpu_use
 from load.payloads import Payload, batch_payloads, load_test_images
 
 BODIES = {"single": 200, "json": 4, "npy": 4}
@@ -103,22 +102,6 @@ async def _client(
             tally.first_error = tally.first_error or problem
 
 
-@dataclass
-class _Clocks:
-    """CPU counters read at one instant: generator, each server process, whole machine."""
-
-    generator: float
-    server: dict[int, float]
-    machine: float
-
-    @classmethod
-    def now(cls, server_pid: int | None) -> _Clocks:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        tree = process_tree(server_pid) if server_pid else []
-        server = {pid: cpu_seconds(pid) for pid in tree}
-        return cls(usage.ru_utime + usage.ru_stime, server, machine_busy_seconds())
-
-
 async def measure(
     url: str,
     kind: str,
@@ -137,12 +120,12 @@ async def measure(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter() + warmup
         stop = start + seconds
-        before = _Clocks(0.0, {}, 0.0)
+        before = CpuSnapshot(0.0, {}, 0.0, 0.0)
 
         async def mark_start() -> None:
             nonlocal before
             await asyncio.sleep(max(start - time.perf_counter(), 0.0))
-            before = _Clocks.now(server_pid)
+            before = CpuSnapshot.take(server_pid)
 
         marker = asyncio.create_task(mark_start())
         # Clients join one by one over the first half of the warm-up, as independent
@@ -156,18 +139,10 @@ async def measure(
             )
         )
         await marker
-        after = _Clocks.now(server_pid)
+        after = CpuSnapshot.take(server_pid)
         # Requests in flight at ``stop`` finish after it: count the time they took.
         wall = max(time.perf_counter(), stop) - start
-    generator_cpu = (after.generator - before.generator) / wall
-    # Per process: shows whether the load spread over the workers (keep-alive connections
-    # stay with the worker that accepted them).
-    split = sorted(
-        ((after.server[pid] - before.server.get(pid, 0.0)) / wall for pid in after.server),
-        reverse=True,
-    )
-    server_cpu = sum(split) if server_pid else None
-    machine_cpu = (after.machine - before.machine) / wall
+    cpu = cpu_use(before, after, wall)
     latencies = np.array(tally.latencies) * 1000.0
     requests = len(latencies)
     per_request = len(payloads[0].labels)
@@ -182,10 +157,10 @@ async def measure(
         images_per_s=requests * per_request / wall,
         p50_ms=float(np.percentile(latencies, 50)) if requests else float("nan"),
         p99_ms=float(np.percentile(latencies, 99)) if requests else float("nan"),
-        generator_cpu=generator_cpu,
-        server_cpu=server_cpu,
-        server_cpu_by_process=[round(c, 3) for c in split],
-        other_cpu=max(machine_cpu - generator_cpu - (server_cpu or 0.0), 0.0),
+        generator_cpu=cpu.own,
+        server_cpu=cpu.tree,
+        server_cpu_by_process=[round(c, 3) for c in cpu.tree_by_process],
+        other_cpu=cpu.other,
         first_error=tally.first_error,
     )
 

@@ -166,6 +166,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
         user_class.wait_time = between(0, think)
     if not isinstance(environment.runner, MasterRunner):
         POOLS = Pools(load_test_images(), options)
+    # gevent's loop caches the time and has not run since Locust's imports: a --run-time
+    # timer started from that stale clock expired at once on a slow start (a 2 s run
+    # stopped after 0.3 s). Reading the clock now makes the run last what was asked.
+    gevent.get_hub().loop.update_now()
 
 
 # In a distributed run each worker counts its own labels and ships them to the master.
@@ -216,8 +220,14 @@ class MnistUser(FastHttpUser):
     connection_timeout = 10.0
 
     def send(self, path: str, payload: Payload, name: str) -> None:
+        # The context reaches request listeners: capacity runs count images from it.
         with self.client.post(
-            path, data=payload.body, headers=payload.headers, name=name, catch_response=True
+            path,
+            data=payload.body,
+            headers=payload.headers,
+            name=name,
+            catch_response=True,
+            context={"images": len(payload.labels)},
         ) as response:
             if response.status_code == 0:
                 response.failure(f"connection error: {response.error}")

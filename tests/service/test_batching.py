@@ -130,3 +130,19 @@ def test_observer_sees_every_call() -> None:
     assert [n for n, _ in seen] == [3, 3, 1]
     assert all(seconds >= 0 for _, seconds in seen)
     batcher.close()
+
+
+def test_a_configured_call_delay_holds_back_every_model_call() -> None:
+    # The capacity tests rely on it: each of the 3 calls waits at least the delay.
+    delay = 0.05
+    batcher = Batcher(RecordingModel(), max_images=3, call_delay_s=delay)
+
+    async def timed() -> tuple[float, tuple[np.ndarray, np.ndarray]]:
+        started = asyncio.get_running_loop().time()
+        result = await batcher.predict(images(0, 7))
+        return asyncio.get_running_loop().time() - started, result
+
+    seconds, (_, labels) = asyncio.run(timed())
+    assert seconds >= 3 * delay
+    assert labels.tolist() == sums(images(0, 7))
+    batcher.close()
