@@ -8,6 +8,8 @@ the service turns any of them into one in exactly one place (``service.errors``)
     ├── DataFileError          400 invalid_file: a data file is missing, truncated or corrupt
     ├── ModelUnavailable       503 model_unavailable: no usable model where one should be
     ├── NotReady               503 not_ready: the model is still loading
+    ├── ShuttingDown           503 shutting_down: the server is stopping
+    ├── Timeout                504 timeout: the answer took longer than the request time limit
     ├── Overloaded             429 overloaded: more queued work than the service takes on
     ├── Conflict               409 conflict: a request the current state does not allow
     ├── ResumeError            a batch job's unfinished output cannot be continued
@@ -15,6 +17,7 @@ the service turns any of them into one in exactly one place (``service.errors``)
         ├── Unauthorized       401 unauthorized: an admin request without a token
         ├── Forbidden          403 forbidden: the wrong token, or the admin API is disabled
         ├── NotFound           404 not_found: no such route, model version or label
+        ├── RequestTimeout     408 body_timeout: the body came too slowly
         ├── MethodNotAllowed   405 method_not_allowed
         ├── PayloadTooLarge    413 too_large: too many images, bytes or pixels
         └── UnsupportedMedia   415 unsupported_media_type: a content type we do not read
@@ -72,6 +75,21 @@ class NotReady(MnistError):
     retry_after = 1.0
 
 
+class ShuttingDown(MnistError):
+    """The server is stopping and takes no new work; another replica will."""
+
+    status = 503
+    reason = "shutting_down"
+    retry_after = 1.0
+
+
+class Timeout(MnistError):
+    """The answer took longer than the request time limit; the work was abandoned."""
+
+    status = 504
+    reason = "timeout"
+
+
 class Overloaded(MnistError):
     """More work is queued than the service takes on; the client should back off."""
 
@@ -124,6 +142,13 @@ class NotFound(InputError):
 
     status = 404
     reason = "not_found"
+
+
+class RequestTimeout(InputError):
+    """The client took longer than allowed to send its request body."""
+
+    status = 408
+    reason = "body_timeout"
 
 
 class MethodNotAllowed(InputError):

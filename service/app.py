@@ -9,6 +9,7 @@ worker directly, and wrapped with :class:`~service.middleware.HttpGuard` by
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import admin, native, openapi
+from . import admin, lifecycle, native, openapi
 from .errors import CatchAll, exception_handlers, json_response
 from .middleware import HttpGuard
 from .worker import Worker
@@ -44,7 +45,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if callable(worker) and not isinstance(worker, Worker):
             app.state.worker = worker()
+        served = app.state.worker
+        chores = (
+            [asyncio.create_task(chore(served)) for chore in lifecycle.CHORES] if served else []
+        )
         yield
+        for task in chores:
+            task.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
 
     app = Starlette(
         routes=[*native.routes(), *admin.routes(), Route("/docs.json", docs, methods=["GET"])],

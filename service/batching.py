@@ -10,6 +10,11 @@ the limit, and its answer is put back together in order. Requests for different 
 versions share the queue and the thread but never a call: a call takes consecutive
 requests for one version.
 
+The queue is bounded in images (``max_queue_images``): a request that would queue more
+is refused at once with :class:`~mnist_core.errors.Overloaded` (a 429 for its client)
+rather than waiting behind work the model cannot finish in time. A request larger than
+the bound is still taken when nothing else waits, so no request is refused for its size.
+
 BentoML's own batching is not used: it merges whole request bodies before our code runs,
 so one client's invalid image would fail everybody's batch, and its limit counts
 requests (upstream issue #3859).
@@ -25,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from mnist_core.errors import Overloaded
 
 Outputs = tuple[np.ndarray, np.ndarray]
 ModelCall = Callable[[np.ndarray], Outputs]
@@ -48,9 +55,12 @@ class Batcher:
         max_images: int,
         observe: CallObserver | None = None,
         call_delay_s: float = 0.0,
+        max_queue_images: int | None = None,
     ) -> None:
         if max_images < 1:
             raise ValueError("max_images must be at least 1")
+        self._max_queue_images = max_queue_images
+        self._queued = 0
         self._model = model
         self._max_images = max_images
         self._observe = observe
@@ -64,6 +74,10 @@ class Batcher:
     def max_images(self) -> int:
         return self._max_images
 
+    @property
+    def queued_images(self) -> int:
+        return self._queued
+
     async def predict(self, images: np.ndarray, model: ModelCall | None = None) -> Outputs:
         """(probabilities, labels) for ``images``, in order, from one or more merged calls.
 
@@ -72,6 +86,14 @@ class Batcher:
         model = model or self._model
         if model is None:
             raise ValueError("no model to call")
+        limit = self._max_queue_images
+        if limit is not None and self._queued and self._queued + len(images) > limit:
+            raise Overloaded(
+                f"{self._queued} images are waiting for the model; this worker queues at "
+                f"most {limit}: retry shortly",
+                reason="queue_full",
+            )
+        self._queued += len(images)
         loop = asyncio.get_running_loop()
         jobs = [
             _Job(images[start : start + self._max_images], model, loop.create_future())

@@ -16,6 +16,8 @@ from mnist_core.errors import ModelUnavailable
 from mnist_core.modeldir import existing_versions, find_model
 
 from .config import ServiceSettings
+from .rundir import RUN_DIR_ENV, RunDir
+from .shutdown import Shutdown
 
 POLL_SECONDS = 0.2
 
@@ -68,46 +70,46 @@ def main(argv: list[str] | None = None) -> int:
     # glibc gives each thread its own malloc arena; TensorFlow's and the server's threads
     # would otherwise each keep tens of MB resident per worker.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-    run_dir = Path(tempfile.mkdtemp(prefix="mnist-serve-"))
+    run_dir = RunDir(Path(tempfile.mkdtemp(prefix="mnist-serve-")))
     try:
         return _serve(resolved, run_dir)
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(run_dir.path, ignore_errors=True)
 
 
-def _serve(settings: ServiceSettings, run_dir: Path) -> int:
+def _serve(settings: ServiceSettings, run: RunDir) -> int:
     from bentoml._internal.configuration.containers import BentoMLContainer
 
-    from .service import CONTROL_FILE_ENV, FAILURE_FILE_ENV, READY_DIR_ENV, SERVICE
+    from .service import SERVICE
 
-    failure_file = run_dir / "failure"
-    os.environ[CONTROL_FILE_ENV] = str(run_dir / "versions.json")
-    ready_dir = run_dir / "ready"
-    ready_dir.mkdir()
-    os.environ[FAILURE_FILE_ENV] = str(failure_file)
-    os.environ[READY_DIR_ENV] = str(ready_dir)
+    run.create()
+    os.environ[RUN_DIR_ENV] = str(run.path)
     # BentoML wipes its Prometheus directory on start; a private one keeps two servers on
     # one machine (tests, a benchmark beside a dev server) from erasing each other's series.
-    BentoMLContainer.prometheus_multiproc_dir.set(str(run_dir / "prometheus"))
+    BentoMLContainer.prometheus_multiproc_dir.set(str(run.prometheus_dir))
     # Likewise the async-job result store: BentoML deletes and recreates it on every start.
-    os.environ["BENTOML_RESULT_STORE"] = str(run_dir / "tasks.db")
+    os.environ["BENTOML_RESULT_STORE"] = str(run.task_store)
     SERVICE.config["workers"] = settings.workers
-    SERVICE.config.setdefault("traffic", {})["timeout"] = settings.request_timeout_s
+    # BentoML's own time limit stays behind ours, so a slow request gets our 504 answer.
+    traffic = SERVICE.config.setdefault("traffic", {})
+    traffic["timeout"] = settings.request_timeout_s + 5
     configure_bentoml(settings, SERVICE.name)
 
-    # The arbiter runs in a thread and installs its own SIGINT/SIGTERM handlers, which
-    # stop the workers and end that thread; this thread watches for that, for a worker's
-    # report that the model cannot be loaded, and for every worker serving.
     server = SERVICE.serve_http(host=settings.host, port=settings.port, threaded=True)
     arbiter_thread: threading.Thread = server.arbiter._thread
+    shutdown = Shutdown(settings, run)
     announced = False
+    status = 0
     try:
         while arbiter_thread.is_alive():
-            arbiter_thread.join(POLL_SECONDS)
-            if failure_file.exists():
-                print(f"mnist-serve: {failure_file.read_text().strip()}", file=sys.stderr)
+            shutdown.install()
+            if shutdown.requested.wait(POLL_SECONDS):
+                status = shutdown.drain()
+                break
+            if run.failure.exists():
+                print(f"mnist-serve: {run.failure.read_text().strip()}", file=sys.stderr)
                 return 1
-            if not announced and len(list(ready_dir.iterdir())) >= settings.workers:
+            if not announced and len(run.ready_workers()) >= settings.workers:
                 announced = True
                 print(
                     f"mnist-serve: ready: {settings.workers} worker(s) serving on "
@@ -118,7 +120,7 @@ def _serve(settings: ServiceSettings, run_dir: Path) -> int:
         server.stop()
         # The arbiter's ZeroMQ context keeps two threads alive that would block exit.
         server.arbiter.context.destroy(linger=0)
-    return 0
+    return status
 
 
 def configure_bentoml(settings: ServiceSettings, name: str) -> None:

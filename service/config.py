@@ -8,6 +8,7 @@ passes the object to everything that needs it (the worker, its metrics, the midd
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,33 @@ class ServiceSettings(BaseSettings):
 
     request_timeout_s: int = Field(default=60, ge=1)
     """Per-request time limit enforced by BentoML (its ``traffic.timeout``)."""
+
+    max_concurrency: int = Field(default=32, ge=1)
+    """Requests a worker works on at once; more get 429 with ``Retry-After`` at once."""
+
+    max_queue_images: int = Field(default=32768, ge=1)
+    """Images a worker keeps waiting for the model (32 calls at the default batch limit:
+    about 0.2 s of model time and 25 MB); a request that would queue more gets 429. A
+    request larger than this still runs when nothing else waits."""
+
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest a client may take to send its request body; then 408, and it is dropped."""
+
+    drain_delay_s: float = Field(default=0.0, ge=0)
+    """After SIGTERM: seconds of serving on with readiness at 503, so load balancers stop
+    sending before the listener closes (0 locally; set it on Kubernetes and compose)."""
+
+    grace_s: float = Field(default=30.0, ge=0)
+    """After the drain delay: seconds requests in flight get to finish before the exit."""
+
+    log_format: Literal["text", "json"] = "text"
+    """The service's own log lines: ``text``, or ``json`` (one object per line)."""
+
+    slow_request_s: float = Field(default=1.0, gt=0)
+    """Requests slower than this are logged (with their request id), as errors are."""
+
+    job_result_ttl_s: float = Field(default=3600.0, gt=0)
+    """How long an async job's result is kept after it finished (then it is deleted)."""
 
     model_call_delay_ms: float = Field(default=0.0, ge=0)
     """A fixed delay added to every model call, for testing capacity tools (0: none)."""

@@ -30,7 +30,11 @@ from mnist_core.errors import (
     MethodNotAllowed,
     MnistError,
     NotFound,
+    NotReady,
+    Overloaded,
     PayloadTooLarge,
+    RequestTimeout,
+    Timeout,
     UnsupportedMedia,
 )
 
@@ -61,11 +65,15 @@ def error_response(error: MnistError, rejected: Rejected | None = None) -> Respo
     return json_response(error.to_dict(), error.status, headers)
 
 
-STATUS_ERRORS: dict[int, type[InputError]] = {
+STATUS_ERRORS: dict[int, type[MnistError]] = {
     404: NotFound,
     405: MethodNotAllowed,
+    408: RequestTimeout,
     413: PayloadTooLarge,
     415: UnsupportedMedia,
+    429: Overloaded,
+    503: NotReady,
+    504: Timeout,
 }
 
 
@@ -76,7 +84,8 @@ def error_for_status(status: int, message: str) -> MnistError:
         return kind(message)
     if 400 <= status < 500:
         return InputError(message, reason="bad_request")
-    return MnistError(message)
+    # A framework's 500 says nothing a client can use; its log has the details.
+    return MnistError("internal error; the server log has the details")
 
 
 def _rejected_of(request: Request) -> Rejected | None:

@@ -1,32 +1,57 @@
-"""ASGI middleware around BentoML's whole app: body limit, content types, error shape, version.
+"""ASGI middleware around BentoML's whole app: admission, body limits, error shape, tracing.
 
-* A request body over the limit gets 413 before anything parses it. The body is counted
-  as it streams in, so a missing or lying ``Content-Length`` does not get around it.
+For every request that carries work (POST, PUT, PATCH):
+
+* while the server stops, 503 ``shutting_down``; beyond ``MNIST_MAX_CONCURRENCY``
+  requests in flight in this worker, 429 ``overloaded`` with ``Retry-After``, at once:
+  shedding costs a fraction of the work it refuses, so the requests that are admitted
+  keep their latency;
+* a body over the limit gets 413 before anything parses it (counted as it streams in, so
+  a missing or lying ``Content-Length`` does not get around it), and a body that takes
+  longer than ``MNIST_BODY_TIMEOUT_S`` to arrive gets 408: a slow or stuck client holds
+  neither a worker nor memory;
 * BentoML's own routes (the async-job task) check their content type here; our own
   routes check theirs in their handlers (:mod:`service.native`).
-* BentoML 1.4 answers its own 4xx errors with a JSON *list* (upstream issue #4232) or a
-  pydantic error object, and Starlette answers 404/405 in plain text: those bodies are
-  rewritten into our ``{"error", "reason", ...}`` object and counted, through
-  :mod:`service.errors`.
-* Every response carries ``X-Model-Version``: the version that answered when the
-  handler set it, else the worker's.
+
+For every response: BentoML's and Starlette's own 4xx/5xx bodies (a JSON list, upstream
+issue #4232, a pydantic error object, plain text) are rewritten into our
+``{"error", "reason", ...}`` object through :mod:`service.errors`; ``X-Model-Version``
+names the version that answered (the handler's, else the worker's default);
+``X-Request-ID`` is the client's (if sane) or a new one, and every error and every slow
+request is logged once with it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mnist_core.errors import MnistError, PayloadTooLarge, UnsupportedMedia
+from mnist_core.errors import (
+    MnistError,
+    Overloaded,
+    PayloadTooLarge,
+    RequestTimeout,
+    ShuttingDown,
+    UnsupportedMedia,
+)
 
 from .errors import error_for_status, error_response
 from .worker import Worker
 
+log = logging.getLogger("mnist.service")
+
 VERSION_HEADER = b"x-model-version"
+REQUEST_ID_HEADER = b"x-request-id"
 BODY_METHODS = ("POST", "PUT", "PATCH")
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class HttpGuard:
@@ -52,70 +77,138 @@ class HttpGuard:
             await self.app(scope, receive, send)
             return
         worker = self.worker()
-        send = self._wrap_send(send, worker)
-        if scope["method"] in BODY_METHODS and worker is not None:
-            headers = _headers(scope)
-            allowed = self.content_types.get(scope["path"])
-            if allowed is not None:
-                media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-                if media_type not in allowed:
-                    refusal = UnsupportedMedia(
-                        f"content type {media_type or 'none'} is not accepted here; send one of "
-                        + ", ".join(t for t in allowed if t),
-                        field="content-type",
+        headers = _headers(scope)
+        given = headers.get("x-request-id", "")
+        request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        outcome: dict[str, Any] = {"status": 0, "reason": None}
+        send = _wrap_send(send, worker, request_id, outcome)
+        started = time.perf_counter()
+        working = scope["method"] in BODY_METHODS and worker is not None
+        admitted = False
+        try:
+            if working:
+                assert worker is not None
+                if worker.stopping:
+                    refusal: MnistError | None = ShuttingDown(
+                        "the server is shutting down; send the request elsewhere"
                     )
-                    await _refuse(scope, receive, send, refusal, worker)
+                else:
+                    settings = worker.settings
+                    body, refusal = await _read_body(
+                        receive, headers, settings.max_body_bytes, settings.body_timeout_s
+                    )
+                if refusal is not None:  # the body may be unread: close the connection
+                    await _refuse(scope, receive, send, refusal, worker, close=True)
                     return
-            limit = worker.settings.max_body_bytes
-            declared = headers.get("content-length", "")
-            body = None
-            if not (declared.isdigit() and int(declared) > limit):
-                body = await _read_body(receive, limit)
-            if body is None:
-                await _refuse(scope, receive, send, _too_large(limit), worker)
+                refusal = self._admission(worker, scope, headers)
+                if refusal is not None:
+                    await _refuse(scope, receive, send, refusal, worker, close=False)
+                    return
+                worker.inflight += 1  # counted from here: a slow body holds no slot
+                admitted = True
+                receive = _replay(body, receive)
+            await self.app(scope, receive, send)
+        finally:
+            if admitted:
+                assert worker is not None
+                worker.inflight -= 1
+            seconds = time.perf_counter() - started
+            slow = worker is not None and seconds > worker.settings.slow_request_s
+            if outcome["status"] >= 400 or slow:
+                _log_request(scope, request_id, outcome, seconds, slow)
+
+    def _admission(
+        self, worker: Worker, scope: Scope, headers: dict[str, str]
+    ) -> MnistError | None:
+        limit = worker.settings.max_concurrency
+        if worker.inflight >= limit:
+            return Overloaded(
+                f"this worker is working on {limit} requests, its limit; retry shortly"
+            )
+        allowed = self.content_types.get(scope["path"])
+        if allowed is not None:
+            media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            if media_type not in allowed:
+                return UnsupportedMedia(
+                    f"content type {media_type or 'none'} is not accepted here; send one of "
+                    + ", ".join(t for t in allowed if t),
+                    field="content-type",
+                )
+        return None
+
+
+def _wrap_send(send: Send, worker: Worker | None, request_id: str, outcome: dict[str, Any]) -> Send:
+    held: Message | None = None
+    chunks: list[bytes] = []
+
+    async def wrapped(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start":
+            headers = [
+                (k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER
+            ]
+            headers.append((REQUEST_ID_HEADER, request_id.encode()))
+            version = worker.version if worker is not None else None
+            if version is not None and not any(k.lower() == VERSION_HEADER for k, _ in headers):
+                headers.append((VERSION_HEADER, str(version).encode()))
+            message["headers"] = headers
+            outcome["status"] = message["status"]
+            if message["status"] >= 400:
+                held = message
                 return
-            receive = _replay(body, receive)
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    def _wrap_send(send: Send, worker: Worker | None) -> Send:
-        held: Message | None = None
-        chunks: list[bytes] = []
-
-        async def wrapped(message: Message) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", [])
-                version = worker.version if worker is not None else None
-                if version is not None and not any(k.lower() == VERSION_HEADER for k, _ in headers):
-                    message["headers"] = [*headers, (VERSION_HEADER, str(version).encode())]
-                if 400 <= message["status"] < 500:
-                    held = message
-                    return
-            elif message["type"] == "http.response.body" and held is not None:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                body, rewritten = _error_object(held["status"], b"".join(chunks))
-                if rewritten and worker is not None:
-                    worker.metrics.reject(body["reason"])
-                payload = orjson.dumps(body)
-                headers = [
-                    (k, v)
-                    for k, v in held.get("headers", [])
-                    if k.lower() not in (b"content-length", b"content-type")
-                ]
-                headers += [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ]
-                await send({**held, "headers": headers})
-                await send({"type": "http.response.body", "body": payload})
-                held = None
+        elif message["type"] == "http.response.body" and held is not None:
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
                 return
-            await send(message)
+            body, rewritten = _error_object(held["status"], b"".join(chunks))
+            outcome["reason"] = body.get("reason")
+            if rewritten and worker is not None and held["status"] < 500:
+                worker.metrics.reject(body["reason"])
+            payload = orjson.dumps(body)
+            headers = [
+                (k, v)
+                for k, v in held.get("headers", [])
+                if k.lower() not in (b"content-length", b"content-type")
+            ]
+            headers += [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ]
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+            held = None
+            return
+        await send(message)
 
-        return wrapped
+    return wrapped
+
+
+def _log_request(
+    scope: Scope, request_id: str, outcome: dict[str, Any], seconds: float, slow: bool
+) -> None:
+    status = outcome["status"]
+    level = logging.ERROR if status >= 500 else logging.WARNING
+    what = "slow request" if slow and status < 400 else "refused" if status < 500 else "failed"
+    log.log(
+        level,
+        "%s %s %s %s -> %s %s in %.1f ms",
+        what,
+        request_id,
+        scope["method"],
+        scope["path"],
+        status or "no answer",
+        outcome["reason"] or "",
+        seconds * 1000,
+        extra={
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "reason": outcome["reason"],
+            "duration_ms": round(seconds * 1000, 1),
+        },
+    )
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -126,26 +219,38 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it exceeds ``limit`` bytes."""
+async def _read_body(
+    receive: Receive, headers: dict[str, str], limit: int, timeout_s: float
+) -> tuple[bytes, MnistError | None]:
+    """The whole body, or the refusal: over ``limit`` bytes, or slower than ``timeout_s``."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return b"", _too_large(limit)
+    deadline = time.monotonic() + timeout_s
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+        except TimeoutError:
+            return b"", RequestTimeout(
+                f"the request body did not arrive within {timeout_s:g} s",
+                limit_s=timeout_s,
+            )
         if message["type"] != "http.request":
             break
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            return b"", _too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    return b"".join(chunks)
+    return b"".join(chunks), None
 
 
 def _error_object(status: int, raw: bytes) -> tuple[dict[str, Any], bool]:
-    """Our error object for a 4xx body, and whether it had to be rewritten."""
+    """Our error object for an error body, and whether it had to be rewritten."""
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -190,9 +295,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(
-    scope: Scope, receive: Receive, send: Send, error: MnistError, worker: Worker
+    scope: Scope, receive: Receive, send: Send, error: MnistError, worker: Worker, *, close: bool
 ) -> None:
-    """Answer without reading on; the connection is closed as the body may be unread."""
+    """Answer ``error``; ``close`` the connection when the body may be left unread."""
     response = error_response(error, worker.metrics.reject)
-    response.headers["connection"] = "close"
+    if close:
+        response.headers["connection"] = "close"
     await response(scope, receive, send)

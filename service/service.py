@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any, NoReturn
 
 import bentoml
@@ -26,14 +25,8 @@ from .app import create_app
 from .config import ServiceSettings
 from .metrics import ServiceMetrics
 from .middleware import HttpGuard
+from .rundir import RunDir
 from .worker import Worker
-
-FAILURE_FILE_ENV = "MNIST_SERVE_FAILURE_FILE"
-"""Set by ``mnist-serve``: where a worker that cannot load the model writes why."""
-READY_DIR_ENV = "MNIST_SERVE_READY_DIR"
-"""Set by ``mnist-serve``: where each worker leaves a file once it serves."""
-CONTROL_FILE_ENV = "MNIST_SERVE_CONTROL_FILE"
-"""Set by ``mnist-serve``: the explicit version loads and unloads all its workers share."""
 
 log = logging.getLogger("mnist.service")
 
@@ -43,15 +36,14 @@ class MnistService:
     """MNIST digit recognition: JSON, image and .npy inputs, adaptively batched."""
 
     def __init__(self) -> None:
-        logs.configure()
         settings = ServiceSettings()
+        logs.configure(settings.log_format)
         try:
-            control = os.environ.get(CONTROL_FILE_ENV)
             self.worker = Worker(
                 settings,
                 ServiceMetrics(settings.max_batch_images),
                 on_failure=_die,
-                control_file=Path(control) if control else None,
+                run_dir=RunDir.from_env(),
             )
         except ModelUnavailable as exc:
             _die(str(exc))
@@ -60,6 +52,12 @@ class MnistService:
 
     def __is_ready__(self) -> bool:
         return self.worker.ready
+
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    def _unload(self) -> None:
+        """Versions are unloaded before the process ends (after its requests finished)."""
+        self.worker.close()
+        log.info("worker %d stopped; its model versions are unloaded", os.getpid())
 
     @bentoml.task(  # type: ignore[untyped-decorator]
         route="/batch", input_spec=jobs.JobUpload, output_spec=jobs.JobRows
@@ -102,16 +100,15 @@ def _announce(worker: Worker) -> None:
         file=sys.stderr,
         flush=True,
     )
-    ready_dir = os.environ.get(READY_DIR_ENV)
-    if ready_dir:
-        Path(ready_dir, str(os.getpid())).touch()
+    if worker.run_dir is not None:
+        (worker.run_dir.ready_dir / str(os.getpid())).touch()
 
 
 def _die(message: str) -> NoReturn:
     """Report why the model cannot be served and end this worker process."""
-    failure_file = os.environ.get(FAILURE_FILE_ENV)
-    if failure_file:
-        Path(failure_file).write_text(message + "\n")  # mnist-serve prints it and stops
+    run_dir = RunDir.from_env()
+    if run_dir is not None:
+        run_dir.failure.write_text(message + "\n")  # mnist-serve prints it and stops
     else:
         print(f"mnist-serve: {message}", file=sys.stderr, flush=True)
     os._exit(3)

@@ -18,18 +18,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnist_core.errors import ModelUnavailable, NotReady
+from mnist_core.errors import ModelUnavailable, NotReady, Timeout
 from mnist_core.modeldir import MODEL_NAME, ModelInfo
 
 from .batching import Batcher
 from .config import ServiceSettings
 from .metrics import ServiceMetrics
 from .repository import Repository, ensure_served
+from .rundir import RunDir
 
 log = logging.getLogger("mnist.service")
 
@@ -59,10 +59,13 @@ class Worker:
         metrics: ServiceMetrics,
         *,
         on_failure: Callable[[str], None] | None = None,
-        control_file: Path | None = None,
+        run_dir: RunDir | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.run_dir = run_dir
+        self.inflight = 0
+        """Requests this worker is working on (counted by the middleware)."""
         self.repository = Repository(
             settings.model_dir,
             settings.policy,
@@ -70,12 +73,13 @@ class Worker:
             metrics,
             loader=self._load_model,
             poll_s=settings.model_poll_s,
-            control_file=control_file,
+            control_file=run_dir.control_file if run_dir else None,
         )
         self.batcher = Batcher(
             max_images=settings.max_batch_images,
             observe=metrics.observe_call,
             call_delay_s=settings.model_call_delay_ms / 1000,
+            max_queue_images=settings.max_queue_images,
         )
         self._on_failure = on_failure
         self._ready = threading.Event()
@@ -85,7 +89,18 @@ class Worker:
 
     @property
     def ready(self) -> bool:
-        return self._ready.is_set() and bool(self.repository.served)
+        """A version serves and the server is not shutting down."""
+        return self._ready.is_set() and bool(self.repository.served) and not self.draining
+
+    @property
+    def draining(self) -> bool:
+        """Shutdown began (readiness says 503; requests are still served)."""
+        return self.run_dir is not None and self.run_dir.draining.exists()
+
+    @property
+    def stopping(self) -> bool:
+        """The drain delay is over: new requests are refused."""
+        return self.run_dir is not None and self.run_dir.stopping.exists()
 
     @property
     def version(self) -> int | None:
@@ -131,13 +146,18 @@ class Worker:
         ``/readyz`` reports each worker's own state, but a client's connection may land
         on a worker still loading while another is ready: it waits instead of failing.
         """
-        if self.ready:
+        if self.serving:
             return
         deadline = time.monotonic() + self.settings.ready_wait_s
-        while not self.ready and time.monotonic() < deadline:
+        while not self.serving and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        if not self.ready:
+        if not self.serving:
             raise NotReady("the model is still loading; retry shortly")
+
+    @property
+    def serving(self) -> bool:
+        """A version serves (draining or not)."""
+        return self._ready.is_set() and bool(self.repository.served)
 
     async def predict(
         self, images: np.ndarray, *, version: int | None = None, label: str | None = None
@@ -145,8 +165,18 @@ class Worker:
         """``images`` scored by the version asked for (the default one if none)."""
         await self.wait_ready()
         number = self.repository.resolve(version, label)
+        limit = self.settings.request_timeout_s
         with self.repository.lease(number) as model:
-            probabilities, labels = await self.batcher.predict(images, model)
+            try:
+                # On timeout the request's place in the queue is given up: its images are
+                # never computed (the batcher skips abandoned requests).
+                probabilities, labels = await asyncio.wait_for(
+                    self.batcher.predict(images, model), timeout=limit
+                )
+            except TimeoutError:
+                raise Timeout(
+                    f"no answer within the request time limit of {limit} s; retry later"
+                ) from None
         self.metrics.version_requests.labels(version=str(number)).inc()
         return Scored(number, probabilities, labels)
 

@@ -8,6 +8,7 @@ a failure is anything but a 200 with one well-formed prediction.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -141,3 +142,66 @@ def wait_until(predicate: object, timeout: float, step: float = 0.05) -> float:
             raise AssertionError(f"not true after {timeout} s")
         time.sleep(step)
     return time.monotonic() - started
+
+
+@dataclass
+class Closed:
+    """What a closed-loop run of many clients saw."""
+
+    statuses: list[int]
+    latencies: list[float]
+    retry_after: list[str | None]
+    seconds: float
+
+    def p99_ms(self, status: int = 200) -> float:
+        values = [lat for s, lat in zip(self.statuses, self.latencies, strict=True) if s == status]
+        return float(np.percentile(values, 99) * 1000) if values else float("nan")
+
+    def rate(self, status: int = 200) -> float:
+        return self.statuses.count(status) / self.seconds
+
+
+def closed_loop(url: str, images: np.ndarray, clients: int, seconds: float) -> Closed:
+    """``clients`` asyncio clients (one connection each) sending single images for ``seconds``.
+
+    A client told 429 waits as ``Retry-After`` says before it sends again.
+    """
+    import asyncio
+
+    import aiohttp
+
+    bodies = [
+        ('{"images": [' + json.dumps(images[i].reshape(-1).tolist()) + "]}").encode()
+        for i in range(min(len(images), 200))
+    ]
+    found = Closed([], [], [], seconds)
+
+    async def one(index: int, deadline: float) -> None:
+        connector = aiohttp.TCPConnector(limit=1)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            position = index
+            while time.monotonic() < deadline:
+                body = bodies[position % len(bodies)]
+                position += 1
+                started = time.perf_counter()
+                try:
+                    async with session.post(
+                        f"{url}/predict", data=body, headers={"content-type": "application/json"}
+                    ) as response:
+                        await response.read()
+                        status, retry = response.status, response.headers.get("retry-after")
+                except (TimeoutError, aiohttp.ClientError):
+                    status, retry = 0, None
+                found.statuses.append(status)
+                found.latencies.append(time.perf_counter() - started)
+                found.retry_after.append(retry)
+                if status == 429 and retry is not None:
+                    await asyncio.sleep(float(retry))  # what Retry-After asks of a client
+
+    async def run() -> None:
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(one(i, deadline) for i in range(clients)))
+
+    asyncio.run(run())
+    return found

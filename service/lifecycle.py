@@ -1,0 +1,71 @@
+"""A worker's background chores while it serves: shutdown bookkeeping and old job results.
+
+* While the server stops (:mod:`service.cli`), each worker reports how many requests it
+  still has in flight, so ``mnist-serve`` knows when all have finished (or how many the
+  grace time cut).
+* Async-job results live in BentoML's store for ``MNIST_JOB_RESULT_TTL_S`` after they
+  finished, then they are deleted: the store stays bounded however many jobs run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from pathlib import Path
+
+from .worker import Worker
+
+log = logging.getLogger("mnist.service")
+
+REPORT_EVERY_S = 0.05
+EXPIRE_EVERY_S = 60.0
+
+
+async def report_inflight_while_stopping(worker: Worker) -> None:
+    run_dir = worker.run_dir
+    if run_dir is None:
+        return
+    last: int | None = None
+    while True:
+        if worker.stopping and worker.inflight != last:
+            last = worker.inflight
+            await asyncio.to_thread(run_dir.report_inflight, worker.pid, last)
+        await asyncio.sleep(REPORT_EVERY_S)
+
+
+def expire_results(store: Path, ttl_s: float) -> int:
+    """Delete results finished more than ``ttl_s`` ago; how many were deleted."""
+    if not store.exists():
+        return 0
+    with sqlite3.connect(store, timeout=5) as connection:
+        cursor = connection.execute(
+            "DELETE FROM result WHERE completed_at IS NOT NULL "
+            "AND completed_at < datetime('now', ?)",
+            (f"-{ttl_s:.0f} seconds",),
+        )
+        return cursor.rowcount
+
+
+async def expire_job_results(worker: Worker) -> None:
+    run_dir = worker.run_dir
+    if run_dir is None:
+        return
+    while True:
+        await asyncio.sleep(EXPIRE_EVERY_S)
+        try:
+            deleted = await asyncio.to_thread(
+                expire_results, run_dir.task_store, worker.settings.job_result_ttl_s
+            )
+        except sqlite3.Error as exc:
+            log.warning("async-job results could not be expired: %s", exc)
+            continue
+        if deleted:
+            log.info(
+                "deleted %d async-job result(s) older than %.0f s",
+                deleted,
+                worker.settings.job_result_ttl_s,
+            )
+
+
+CHORES = (report_inflight_while_stopping, expire_job_results)
