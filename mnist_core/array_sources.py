@@ -152,9 +152,12 @@ def open_npz(path: Path) -> ImageSource:
     """The images array of an .npz (the only one, or a conventional name) plus its labels."""
     try:
         archive = np.load(path, allow_pickle=False)
-        names = list(archive.files)
+        # Only the archive's .npy members are arrays; any other file in the zip is not.
+        names = [n.removesuffix(".npy") for n in archive.zip.namelist() if n.endswith(".npy")]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFileError(path, f"not a readable .npz file ({exc})") from None
+    if not names:
+        raise DataFileError(path, "a zip archive without .npy arrays, not an .npz file")
     images_name = names[0] if len(names) == 1 else _pick(names, IMAGE_LABEL_NAMES)
     if images_name is None:
         raise DataFileError(path, f"which array holds the images? found {names}")
@@ -174,6 +177,6 @@ def open_npz(path: Path) -> ImageSource:
             labels = check_labels(np.asarray(archive[labels_name]), header.shape[0], path)
         if header.fortran_order:  # column-major data cannot be streamed by rows: rare, so load it
             return ArraySource(path, np.asarray(archive[images_name]), labels)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFileError(path, f"array {images_name!r} is not readable ({exc})") from None
     return StreamSource(path, opener, header.shape, header.dtype, labels)

@@ -36,9 +36,10 @@ def create_app(
 
     document: dict[str, Any] = {}
 
-    async def docs(_: Request) -> Response:
+    async def docs(request: Request) -> Response:
         if not document:  # built once per worker, on first request
-            document.update(openapi.document(bentoml_spec() if bentoml_spec else {}))
+            settings = request.app.state.worker.settings
+            document.update(openapi.document(bentoml_spec() if bentoml_spec else {}, settings))
         return json_response(document)
 
     @asynccontextmanager

@@ -8,19 +8,7 @@ format for the documentation (:mod:`service.openapi`) and for clients.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
-
-EXAMPLE_IMAGE: list[JsonValue] = [*[0] * 300, *[255] * 20, *[0] * 464]
-
-
-class PredictRequest(BaseModel):
-    """Images as JSON: each a 28x28 nested list or a flat list of 784 pixel values."""
-
-    model_config = ConfigDict(json_schema_extra={"example": {"images": [EXAMPLE_IMAGE]}})
-
-    images: list[list[list[int]] | list[int]] = Field(
-        description="1..max_images images; pixels are whole numbers 0..255 (0 = background)",
-    )
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Prediction(BaseModel):

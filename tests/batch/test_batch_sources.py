@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,10 @@ def broken_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     zip_ = tmp_path / "many.npz"
     np.savez(zip_, a=IMAGES, b=IMAGES)
     cases["ambiguous npz"] = (zip_, "which array holds the images")
+    not_arrays = tmp_path / "text.npz"
+    with zipfile.ZipFile(not_arrays, "w") as archive:
+        archive.writestr("a.txt", "a")
+    cases["zip of text"] = (not_arrays, "a zip archive without .npy arrays")
     rows = csv_rows(IMAGES, LABELS)
     cases["short CSV row"] = (write_csv(tmp_path / "short.csv", [*rows[:4], "1,2,3"]), "line 5")
     bad = rows[:]
