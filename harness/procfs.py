@@ -121,3 +121,13 @@ def cpu_use(before: CpuSnapshot, after: CpuSnapshot, wall: float | None = None) 
     tree = sum(split) if after.tree else None
     machine = (after.machine - before.machine) / seconds
     return CpuUse(own, tree, split, max(machine - own - (tree or 0.0), 0.0))
+
+
+def worker_rss_mb(pid: int, min_mb: float = 200.0) -> dict[int, float]:
+    """Resident MB of the processes of ``pid``'s tree that hold a model (over ``min_mb``).
+
+    BentoML keeps a few small helper processes beside its workers; a worker with its
+    TensorFlow runtime and model is hundreds of MB.
+    """
+    sizes = {p: rss_bytes(p) / 2**20 for p in process_tree(pid)}
+    return {p: size for p, size in sizes.items() if size > min_mb}

@@ -86,7 +86,7 @@ def plan_from_args(args: argparse.Namespace) -> StepPlan:
 
 
 @contextmanager
-def _target(args: argparse.Namespace, reports: Path) -> Iterator[tuple[str, int | None]]:
+def target(args: argparse.Namespace, reports: Path) -> Iterator[tuple[str, int | None]]:
     if args.url:
         yield args.url.rstrip("/"), args.server_pid
         return
@@ -125,6 +125,8 @@ def run_locust(
         "--step-load-file",
         str(steps_file),
     ]
+    if plan.level:
+        command.append("--step-load-level")
     if server_pid:
         command += ["--step-load-server-pid", str(server_pid)]
     if args.mix:
@@ -197,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mnist-capacity-") as scratch:
         steps_file = Path(scratch) / "steps.json"
         try:
-            with _target(args, reports) as (target, server_pid):
-                url = target
+            with target(args, reports) as (url, server_pid):
                 code = run_locust(args, url, server_pid, plan, steps_file)
         except LaunchError as exc:
             print(f"capacity: {exc}", file=sys.stderr)

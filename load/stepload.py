@@ -48,6 +48,11 @@ def _add_options(parser: Any) -> None:
         help="unmeasured start of each step (default: a quarter of the step)",
     )
     group.add_argument("--step-load-file", default="", help="write the measured steps here (JSON)")
+    group.add_argument(
+        "--step-load-level",
+        action="store_true",
+        help="allow steps of equal users (the back-to-back windows of a soak run)",
+    )
     group.add_argument("--step-load-server-pid", type=int, default=0, help="server to read CPU of")
     group.add_argument(
         "--step-load-weights", default="", help="the mix: Name=weight,... (only these classes)"
@@ -207,7 +212,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
     settle = options.step_load_settle
     try:
         PLAN = StepPlan.parse(
-            options.step_load_users, options.step_load_seconds, None if settle < 0 else settle
+            options.step_load_users,
+            options.step_load_seconds,
+            None if settle < 0 else settle,
+            level=options.step_load_level,
         )
         weights = parse_mix(options.step_load_weights)
     except ValueError as exc:

@@ -17,11 +17,13 @@ class StepPlan:
     users: tuple[int, ...]
     seconds: float
     settle: float
+    level: bool = False
+    """Steps of equal users allowed: the back-to-back windows of a soak run."""
 
     def __post_init__(self) -> None:
         if not self.users or self.users[0] < 1:
             raise ValueError("steps need one or more positive user counts")
-        if any(b <= a for a, b in itertools.pairwise(self.users)):
+        if any(b <= a for a, b in itertools.pairwise(self.users)) and not self.level:
             raise ValueError(f"the users of the steps must rise, got {list(self.users)}")
         # Locust's shape ticks once a second: shorter steps would be skipped.
         if self.seconds < 1:
@@ -30,10 +32,12 @@ class StepPlan:
             raise ValueError("the settling time must be shorter than the step")
 
     @classmethod
-    def parse(cls, users: str, seconds: float, settle: float | None = None) -> StepPlan:
+    def parse(
+        cls, users: str, seconds: float, settle: float | None = None, *, level: bool = False
+    ) -> StepPlan:
         """From ``"2,4,8"``; the settling time defaults to a quarter of the step."""
         counts = tuple(int(u) for u in users.split(",") if u.strip())
-        return cls(counts, seconds, seconds / 4 if settle is None else settle)
+        return cls(counts, seconds, seconds / 4 if settle is None else settle, level)
 
     def window(self, index: int) -> tuple[float, float]:
         """Offsets from the shape's start at which step ``index`` is measured."""

@@ -118,14 +118,16 @@ class Batcher:
         count = 0
         while self._queue:
             job = self._queue[0]
-            if job.future.done():  # its client went away; do not spend the model on it
+            if job.future.done():  # its client went away or timed out: do not compute it
                 self._queue.popleft()
+                self._queued -= len(job.images)
                 continue
             if jobs and (
                 count + len(job.images) > self._max_images or job.model is not jobs[0].model
             ):
                 break
             jobs.append(self._queue.popleft())
+            self._queued -= len(job.images)
             count += len(job.images)
         return jobs
 

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import pytest
 
+from mnist_core.errors import Overloaded
 from service.batching import Batcher
 
 
@@ -146,3 +147,27 @@ def test_a_configured_call_delay_holds_back_every_model_call() -> None:
     assert seconds >= 3 * delay
     assert labels.tolist() == sums(images(0, 7))
     batcher.close()
+
+
+def test_the_queue_is_bounded_in_images_and_frees_what_it_computed() -> None:
+    model = RecordingModel()
+    batcher = Batcher(model, max_images=8, max_queue_images=10)
+
+    async def run() -> None:
+        model.release.clear()
+        first = asyncio.ensure_future(batcher.predict(images(0, 6)))
+        await asyncio.sleep(0.05)  # taken by the model (held): the queue is empty again
+        assert batcher.queued_images == 0
+        waiting = asyncio.ensure_future(batcher.predict(images(10, 6)))
+        await asyncio.sleep(0)
+        assert batcher.queued_images == 6
+        with pytest.raises(Overloaded) as refused:
+            await batcher.predict(images(20, 5))
+        assert refused.value.reason == "queue_full" and refused.value.status == 429
+        model.release.set()
+        await asyncio.gather(first, waiting)
+        assert batcher.queued_images == 0
+        # Bigger than the bound, but nothing else waits: it still runs.
+        assert len((await batcher.predict(images(30, 12)))[1]) == 12
+
+    asyncio.run(run())

@@ -161,10 +161,13 @@ class Closed:
         return self.statuses.count(status) / self.seconds
 
 
-def closed_loop(url: str, images: np.ndarray, clients: int, seconds: float) -> Closed:
+def closed_loop(
+    url: str, images: np.ndarray, clients: int, seconds: float, *, warmup: float = 0.0
+) -> Closed:
     """``clients`` asyncio clients (one connection each) sending single images for ``seconds``.
 
-    A client told 429 waits as ``Retry-After`` says before it sends again.
+    A client told 429 waits as ``Retry-After`` says before it sends again. Requests sent
+    in the first ``warmup`` seconds (while every client opens its connection) are not kept.
     """
     import asyncio
 
@@ -174,7 +177,7 @@ def closed_loop(url: str, images: np.ndarray, clients: int, seconds: float) -> C
         ('{"images": [' + json.dumps(images[i].reshape(-1).tolist()) + "]}").encode()
         for i in range(min(len(images), 200))
     ]
-    found = Closed([], [], [], seconds)
+    found = Closed([], [], [], seconds - warmup)
 
     async def one(index: int, deadline: float) -> None:
         connector = aiohttp.TCPConnector(limit=1)
@@ -193,11 +196,14 @@ def closed_loop(url: str, images: np.ndarray, clients: int, seconds: float) -> C
                         status, retry = response.status, response.headers.get("retry-after")
                 except (TimeoutError, aiohttp.ClientError):
                     status, retry = 0, None
-                found.statuses.append(status)
-                found.latencies.append(time.perf_counter() - started)
-                found.retry_after.append(retry)
+                if time.monotonic() >= kept_from:
+                    found.statuses.append(status)
+                    found.latencies.append(time.perf_counter() - started)
+                    found.retry_after.append(retry)
                 if status == 429 and retry is not None:
                     await asyncio.sleep(float(retry))  # what Retry-After asks of a client
+
+    kept_from = time.monotonic() + warmup
 
     async def run() -> None:
         deadline = time.monotonic() + seconds
