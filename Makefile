@@ -46,12 +46,12 @@ capacity: setup
 	@if [ -z "$(URL)" ] && ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.capacity --model-dir $(MODEL_DIR) $(if $(URL),--url $(URL)) $(CAPACITY_ARGS)
 
-# The benchmark harness: writes reports/bench.md and reports/bench.json.
 # Mixed traffic at saturation, a row a minute (SOAK_ARGS=--short for a quick one).
 soak: setup
 	@if [ -z "$(URL)" ] && ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.soak --model-dir $(MODEL_DIR) $(if $(URL),--url $(URL)) $(SOAK_ARGS)
 
+# The benchmark harness: writes reports/bench.md and reports/bench.json.
 bench: setup
 	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.bench --model-dir $(MODEL_DIR) $(BENCH_ARGS)
