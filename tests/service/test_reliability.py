@@ -55,7 +55,8 @@ def test_sigterm_lets_work_in_flight_finish_and_drops_readiness_at_once(
 ) -> None:
     images = mnist_test_set[0][:5000]
     body = npy(images)
-    env = {"MNIST_DRAIN_DELAY_S": "1.5", "MNIST_GRACE_S": "30"}
+    # A drain delay long enough that the probes below fit in it on a busy machine.
+    env = {"MNIST_DRAIN_DELAY_S": "3", "MNIST_GRACE_S": "30"}
     server = ServiceProcess.start(trained_model_root, env, workers=2)
     try:
         reference: list[httpx.Response | Exception] = []
@@ -79,12 +80,13 @@ def test_sigterm_lets_work_in_flight_finish_and_drops_readiness_at_once(
             probes.append((sent, httpx.get(f"{server.url}/readyz", timeout=5).status_code))
         readiness_dropped = next(sent for sent, status in probes if status == 503)
         # Within the drain delay the server still serves.
+        during_sent = time.monotonic() - signalled
         during = httpx.post(
             f"{server.url}/predict", json={"images": [images[0].tolist()]}, timeout=30
         )
         for sender in senders:
             sender.join(60)
-        time.sleep(max(0.0, 1.6 - (time.monotonic() - signalled)))
+        time.sleep(max(0.0, 3.1 - (time.monotonic() - signalled)))
         try:
             after = httpx.post(
                 f"{server.url}/predict", json={"images": [images[0].tolist()]}, timeout=10
@@ -99,10 +101,11 @@ def test_sigterm_lets_work_in_flight_finish_and_drops_readiness_at_once(
         server.stop()
     assert readiness_dropped < 0.1, probes
     assert all(status == 503 for sent, status in probes if sent >= 0.1), probes
+    assert during_sent < 3, "the probes outlasted the drain delay"
     assert during.status_code == 200
     assert refused
     assert status == 0, log[-3000:]
-    assert exited < 1.5 + 30
+    assert exited < 3 + 30
     assert len(results) == 6
     for result in results:
         assert isinstance(result, httpx.Response) and result.status_code == 200, result
@@ -213,21 +216,28 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_may_fail(
 ) -> None:
     images = mnist_test_set[0][:500]
     with ServiceProcess.start(trained_model_root, workers=2) as server:
-        victim = workers_of(server)[0]
+        victim, survivor = workers_of(server)
         with steady_traffic(server.url, images, clients=16) as traffic:
             wait_until(lambda: all(c.answers for c in traffic.clients), 60)
             on_victim = sum(c.worker_pid == victim for c in traffic.clients)
             killed = time.monotonic()
             os.kill(victim, signal.SIGKILL)
 
-            def two_workers_again() -> bool:
-                pids = set(workers_of(server))
-                return len(pids) == 2 and victim not in pids
+            replacement: dict[str, object] = {}
 
-            back = wait_until(two_workers_again, 60, step=0.2)
+            def replacement_serves() -> bool:
+                # A fresh connection each time: either worker may take it.
+                status = httpx.get(f"{server.url}/models", timeout=10).json()
+                pid = status["worker"]["pid"]
+                if pid not in (victim, survivor) and status["served_versions"]:
+                    replacement.update(status)
+                return bool(replacement)
+
+            wait_until(replacement_serves, 60, step=0.1)
+            back = time.monotonic() - killed
             load_seconds = max(
                 v["load_seconds"] or 0
-                for v in httpx.get(f"{server.url}/models", timeout=10).json()["versions"]
+                for v in replacement["versions"]  # type: ignore[attr-defined]
             )
             time.sleep(1.0)
             recovered = time.monotonic() - killed
@@ -235,11 +245,13 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_may_fail(
     failed = len(traffic.failures)
     print(
         f"\nSIGKILL of worker {victim} ({on_victim} of 16 clients on it): {failed} failed of "
-        f"{len(traffic.answers)}; two workers serving again after {back:.1f} s "
-        f"(model load {load_seconds:.2f} s)"
+        f"{len(traffic.answers)}; the replacement serving {back:.1f} s "
+        f"after the kill (its model load {load_seconds:.2f} s of that)"
     )
     assert failed <= on_victim, [a.error for a in traffic.failures][:5]
-    assert back <= load_seconds + 5.0 + 10.0  # worker start (imports) + load, on a busy machine
+    # The target is the model's load time + 5 s (a worker's start: imports, BentoML);
+    # 10 s more of slack for a busy machine.
+    assert back <= load_seconds + 5.0 + 10.0
     assert "mnist-serve: ready" in log
     assert recovered < 60
 
