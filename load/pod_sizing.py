@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -86,7 +87,7 @@ def load(url: str, clients: int, seconds: float) -> int:
     return sum(done)
 
 
-def one_round(model_dir: Path, workers: int, clients: int, seconds: float) -> dict[str, object]:
+def one_round(model_dir: Path, workers: int, clients: int, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mnist-pod-") as scratch:
         home, tmp = Path(scratch, "home"), Path(scratch, "tmp")
         home.mkdir()
@@ -139,11 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_cores",
         "images_s",
     ):
-        values = [float(r[key]) for r in rounds]  # type: ignore[arg-type]
+        values = [float(r[key]) for r in rounds]
         print(f"  {key:12} {statistics.median(values):10.2f} {max(values):10.2f}")
     print(f"  processes    {rounds[0]['processes']}")
     print("written by the server:")
-    for path in sorted({p for r in rounds for p in r["written"]}):  # type: ignore[attr-defined]
+    for path in sorted({p for r in rounds for p in r["written"]}):
         print(f"  {path}")
     return 0
 

@@ -12,6 +12,8 @@ from deploy_files import REPO
 K8S = REPO / "deploy/k8s"
 # Every kustomization a user applies (base is only ever applied through an overlay).
 TARGETS = ("overlays/dev", "overlays/prod", "ray")
+# Plain manifests applied with `kubectl apply -f`.
+TOOLS = ("tools/volume-shell.yaml",)
 # Custom resources: kubernetes-validate has no schema for them; the tests check them.
 CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
@@ -46,7 +48,9 @@ def one(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
 def pod_templates(doc: Doc) -> Iterator[tuple[str, Doc]]:
     """``(where, pod template)`` of every pod a resource makes (RayJob: head and workers)."""
     kind = doc["kind"]
-    if kind in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+    if kind == "Pod":
+        yield kind, {"metadata": doc["metadata"], "spec": doc["spec"]}
+    elif kind in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
         yield kind, doc["spec"]["template"]
     elif kind == "RayJob":
         cluster = doc["spec"]["rayClusterSpec"]
