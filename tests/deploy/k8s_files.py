@@ -57,6 +57,8 @@ def pod_templates(doc: Doc) -> Iterator[tuple[str, Doc]]:
         yield "RayJob head", cluster["headGroupSpec"]["template"]
         for group in cluster["workerGroupSpecs"]:
             yield f"RayJob worker group {group['groupName']}", group["template"]
+        if "submitterPodTemplate" in doc["spec"]:
+            yield "RayJob submitter", doc["spec"]["submitterPodTemplate"]
 
 
 def settings_env(docs: list[Doc]) -> dict[str, str]:
