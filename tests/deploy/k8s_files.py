@@ -11,7 +11,7 @@ from deploy_files import REPO
 
 K8S = REPO / "deploy/k8s"
 # Every kustomization a user applies (base is only ever applied through an overlay).
-TARGETS = ("overlays/dev", "overlays/prod", "ray")
+TARGETS = ("overlays/dev", "overlays/prod", "train", "ray")
 # Plain manifests applied with `kubectl apply -f`.
 TOOLS = ("tools/volume-shell.yaml",)
 # Custom resources: kubernetes-validate has no schema for them; the tests check them.

@@ -109,10 +109,11 @@ def _all(rendered: dict[str, list[Doc]]) -> list[tuple[str, Doc]]:
     ("target", "kinds"),
     [
         ("overlays/dev", {"Namespace", "ConfigMap", "Secret", "Service", "Deployment",
-                          "PersistentVolumeClaim", "Job"}),
+                          "PersistentVolumeClaim"}),
         ("overlays/prod", {"Namespace", "ConfigMap", "Service", "Deployment",
-                           "PersistentVolumeClaim", "Job", "HorizontalPodAutoscaler",
+                           "PersistentVolumeClaim", "HorizontalPodAutoscaler",
                            "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule"}),
+        ("train", {"Job"}),
         ("ray", {"PersistentVolumeClaim", "RayJob"}),
     ],
 )  # fmt: skip
@@ -414,7 +415,9 @@ def test_pods_run_unprivileged_on_a_read_only_root(rendered: dict[str, list[Doc]
     assert checked >= 6
 
 
-def test_the_model_volume_is_written_by_training_and_read_by_the_pods(prod: list[Doc]) -> None:
+def test_the_model_volume_is_written_by_training_and_read_by_the_pods(
+    prod: list[Doc], rendered: dict[str, list[Doc]]
+) -> None:
     model_dir = Path(settings_env(prod)["MNIST_MODEL_DIR"])
     deployment = one(prod, "Deployment")["spec"]["template"]["spec"]
     (mount,) = [m for m in api_container(prod)["volumeMounts"] if m["name"] == "models"]
@@ -423,7 +426,7 @@ def test_the_model_volume_is_written_by_training_and_read_by_the_pods(prod: list
     claim = volume["persistentVolumeClaim"]["claimName"]
     pvc = one(prod, "PersistentVolumeClaim", claim)
     assert "ReadWriteMany" in pvc["spec"]["accessModes"], "pods on several nodes share it"
-    job = one(prod, "Job", "mnist-train")["spec"]["template"]["spec"]
+    job = one(rendered["train"], "Job", "mnist-train")["spec"]["template"]["spec"]
     (train,) = job["containers"]
     command = train["command"]
     assert command[0] == "mnist-train"
