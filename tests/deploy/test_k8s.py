@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -547,3 +548,25 @@ def test_promtool_unit_tests_can_fail(promtool: str, rules_dir: Path) -> None:
     result = _promtool(promtool, "test", "rules", ALERTS_TEST.name, cwd=rules_dir)
     assert result.returncode != 0
     assert "MnistHighErrorRatio" in result.stdout + result.stderr
+
+
+# --- the Ray image --------------------------------------------------------------------
+
+
+def test_ray_image_dockerfile(hadolint: str, tmp_path: Path) -> None:
+    """hadolint passes it, and its install step, run here, lists the ray extra and Ray's
+    dashboard (the head's job API, through which KubeRay submits the job)."""
+    dockerfile = K8S / "ray/Dockerfile"
+    lint = subprocess.run(
+        [hadolint, str(dockerfile)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    (run,) = [a for k, a in dockerfile_instructions(dockerfile) if k == "RUN"]
+    listing = run.split(" && ")[:2]  # the extra's requirements, then ray[default]
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    script = " && ".join(listing).replace("/tmp/", f"{tmp_path}/")
+    script = script.replace("python ", f"{sys.executable} ", 1)
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+    wanted = (tmp_path / "ray.txt").read_text().split()
+    assert "ray[default]" in wanted
+    assert any(line.startswith("ray[data]") for line in wanted)
