@@ -64,12 +64,14 @@ async def predict_image(request: Request) -> Response:
     started = time.perf_counter()
     worker = worker_of(request)
     decoding.require_media(request, decoding.MULTIPART)
+    show_prepared = wants_prepared(request)
     upload = await decoding.form_files(request, "images")
     settings = worker.settings
     batch, names = decoding.uploaded_images(
         upload, max_images=settings.max_images, max_pixels=settings.max_image_pixels
     )
-    return await answer(request, "predict_image", batch, started, names)
+    prepared = batch if show_prepared else None
+    return await answer(request, "predict_image", batch, started, names, prepared)
 
 
 async def predict_npy(request: Request) -> Response:
@@ -83,6 +85,18 @@ async def predict_npy(request: Request) -> Response:
         upload = decoding.RawFiles([("", await request.body())])
     batch = decoding.npy_images(upload, max_images=worker.settings.max_images)
     return await answer(request, "predict_npy", batch, started)
+
+
+def wants_prepared(request: Request) -> bool:
+    """``?prepared=true``: also answer with each prepared 28x28 image."""
+    value = request.query_params.get("prepared", "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InputError(
+            f"prepared must be true or false, got {value!r}",
+            reason="bad_request",
+            field="prepared",
+        )
+    return value in ("true", "1")
 
 
 async def metadata(request: Request) -> Response:
@@ -101,6 +115,7 @@ async def answer(
     batch: np.ndarray,
     started: float,
     names: list[str] | None = None,
+    prepared: np.ndarray | None = None,
 ) -> Response:
     """Predict ``batch`` and answer with one prediction per image, in input order."""
     worker = worker_of(request)
@@ -122,6 +137,9 @@ async def answer(
     if names is not None:
         for prediction, name in zip(predictions, names, strict=True):
             prediction["filename"] = name
+    if prepared is not None:  # what the model was given, to show what preparation did
+        for prediction, image in zip(predictions, prepared.tolist(), strict=True):
+            prediction["prepared"] = image
     response = json_response(
         {"model_version": scored.version, "predictions": predictions},
         headers={VERSION_HEADER: str(scored.version)},
