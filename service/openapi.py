@@ -15,7 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mnist_core.modeldir import REPORT_FILES
+
 from .config import ServiceSettings
+from .demo import ASSETS
 from .schemas import ErrorResponse, PredictResponse
 
 REF = "#/components/schemas/{model}"
@@ -267,10 +270,7 @@ ROWS = {
 
 
 def page_paths() -> dict[str, Any]:
-    """The demo page and the training report it shows (:mod:`service.demo`, :mod:`service.report`)."""
-    from mnist_core.modeldir import REPORT_FILES
-
-    from .demo import ASSETS
+    """The demo page (:mod:`service.demo`) and the training report it shows."""
 
     version = [path_parameter("version", {"type": "integer", "minimum": 1}, "a served version")]
     png = {"description": "the picture", "content": {"image/png": {"schema": BINARY}}}

@@ -109,6 +109,7 @@
     if (event.button !== 0) return;
     event.preventDefault();
     pad.setPointerCapture(event.pointerId);
+    photo.hidden = true; // the drawing, not the last upload, is what gets sent now
     // Widths are in canvas pixels, so a stroke is as thick on a phone as on a desktop.
     current = { width: Number(strokeWidth.value), points: [padPoint(event)], id: event.pointerId };
     strokes.push(current);
@@ -331,6 +332,11 @@
     photo.hidden = false;
     send(file, file.name || "upload", file.name ? `“${file.name}”` : "the picture");
   }
+
+  // A file the browser cannot show either (the API's answer says why) is not shown broken.
+  photo.addEventListener("error", () => {
+    photo.hidden = true;
+  });
 
   fileInput.addEventListener("change", () => {
     upload(fileInput.files[0]);

@@ -8,6 +8,8 @@ length: a thick digit is drawn thick, a thin one thin.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 INK = 128
@@ -27,7 +29,7 @@ def skeleton(image: np.ndarray) -> np.ndarray:
             p = [np.roll(grid, (-dy, -dx), axis=(0, 1)) for dy, dx in NEIGHBOURS]
             count = sum(x.astype(int) for x in p)
             ring = [*p, p[0]]
-            transitions = sum((~a & b).astype(int) for a, b in zip(ring, ring[1:], strict=False))
+            transitions = sum((~a & b).astype(int) for a, b in itertools.pairwise(ring))
             if step == 0:
                 first, second = p[0] & p[2] & p[4], p[2] & p[4] & p[6]
             else:

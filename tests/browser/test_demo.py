@@ -106,7 +106,9 @@ def test_the_page_shows_the_served_model_and_its_training_report(
     for index in range(3):
         image = figures.nth(index)
         image.scroll_into_view_if_needed()
-        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+        )
         assert image.get_attribute("alt")
     page.screenshot(path=str(shots / "report.png"), full_page=True)
 
@@ -209,7 +211,9 @@ def test_uploaded_photos_of_test_digits_are_recognised(
     images, labels = mnist_test_set
     index = 7 if kind == "PNG" else 11  # a 9 and a 6
     buffer = io.BytesIO()
-    photo(images[index], seed=index).save(buffer, kind, **({"quality": 80} if kind == "JPEG" else {}))
+    photo(images[index], seed=index).save(
+        buffer, kind, **({"quality": 80} if kind == "JPEG" else {})
+    )
     suffix = "png" if kind == "PNG" else "jpg"
     shown = upload(page, f"digit.{suffix}", buffer.getvalue(), mime)
     print(f"test digit {index} as a {kind} photo: true {labels[index]}, shown {shown}")
