@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mnist_core.errors import InputError
+from mnist_core.errors import InputError, NotFound
 
 from . import decoding
 from .errors import json_response
@@ -41,13 +41,24 @@ def chosen_version(request: Request) -> tuple[int | None, str | None]:
         raise InputError("give a version or a label, not both", reason="bad_request")
     if version is None:
         return None, label
-    if not version.isdigit() or int(version) < 1:
+    return parse_version(version), None
+
+
+MAX_VERSION = 2**63 - 1
+"""Above this no version can be served (nor written in a JSON answer by orjson)."""
+
+
+def parse_version(text: str) -> int:
+    """A version number from a query or a path: a positive integer that may be served."""
+    if not text.isdigit() or int(text) < 1:
         raise InputError(
-            f"version must be a positive integer, got {version!r}",
+            f"version must be a positive integer, got {text!r}",
             reason="invalid_version",
             field="version",
         )
-    return int(version), None
+    if int(text) > MAX_VERSION:
+        raise NotFound(f"model version {text} is not served", reason="unknown_version")
+    return int(text)
 
 
 async def predict(request: Request) -> Response:

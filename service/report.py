@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mnist_core.errors import InputError, NotFound
+from mnist_core.errors import NotFound
 from mnist_core.modeldir import REPORT_FILES
 
 from .errors import json_response
+from .native import parse_version
 from .worker import Worker
 
 CACHE = "public, max-age=3600"
@@ -28,14 +29,7 @@ CACHE = "public, max-age=3600"
 
 def _version_dir(request: Request) -> tuple[int, Path]:
     worker: Worker = request.app.state.worker
-    text = request.path_params["version"]
-    if not text.isdigit() or int(text) < 1:
-        raise InputError(
-            f"version must be a positive integer, got {text!r}",
-            reason="invalid_version",
-            field="version",
-        )
-    number = worker.repository.resolve(int(text))
+    number = worker.repository.resolve(parse_version(request.path_params["version"]))
     entry = worker.repository.state_of(number)
     if entry is None or entry.info is None:  # served versions always have their info
         raise NotFound(f"model version {number} is not served", reason="unknown_version")

@@ -137,6 +137,8 @@
     if (strokes.length === 0) return;
     strokes.pop();
     current = null;
+    keyPen.down = false;
+    placeCursor();
     repaint();
     if (strokes.length) schedule();
     else resetResult("Draw or upload a digit.");
@@ -145,12 +147,73 @@
   function clear() {
     strokes.length = 0;
     current = null;
+    keyPen.down = false;
+    placeCursor();
     repaint();
     resetResult("Cleared. Draw or upload a digit.");
   }
 
   undoButton.addEventListener("click", undo);
   $("clear").addEventListener("click", clear);
+  // -- drawing with the keyboard: a pen cursor moved by the arrow keys -----------------------
+  const cursor = $("cursor");
+  const keyPen = { x: pad.width / 2, y: pad.height / 4, down: false };
+  const STEPS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+  function placeCursor() {
+    // The canvas may be shown scaled: place the cursor in displayed pixels.
+    const scale = pad.getBoundingClientRect().width / pad.width;
+    cursor.style.left = `${keyPen.x * scale}px`;
+    cursor.style.top = `${keyPen.y * scale}px`;
+    cursor.classList.toggle("down", keyPen.down);
+  }
+
+  function liftKeyPen() {
+    if (keyPen.down) {
+      keyPen.down = false;
+      current = null;
+      schedule();
+    }
+    placeCursor();
+  }
+
+  pad.addEventListener("focus", () => {
+    cursor.hidden = false;
+    placeCursor();
+  });
+  pad.addEventListener("blur", () => {
+    liftKeyPen();
+    cursor.hidden = true;
+  });
+  pad.addEventListener("keydown", (event) => {
+    if (event.key === " " || event.key === "Enter") {
+      event.preventDefault();
+      if (keyPen.down) {
+        liftKeyPen();
+        setStatus("Pen lifted.");
+      } else {
+        keyPen.down = true;
+        current = { width: Number(strokeWidth.value), points: [[keyPen.x, keyPen.y]], id: "keys" };
+        strokes.push(current);
+        repaint();
+        placeCursor();
+        setStatus("Pen down: the arrow keys draw.");
+      }
+    } else if (event.key in STEPS) {
+      event.preventDefault(); // the arrows draw instead of scrolling
+      const step = event.shiftKey ? 2 : 10;
+      const [dx, dy] = STEPS[event.key];
+      keyPen.x = Math.max(0, Math.min(pad.width, keyPen.x + dx * step));
+      keyPen.y = Math.max(0, Math.min(pad.height, keyPen.y + dy * step));
+      if (keyPen.down && current !== null) {
+        current.points.push([keyPen.x, keyPen.y]);
+        repaint();
+        schedule();
+      }
+      placeCursor();
+    }
+  });
+
   document.addEventListener("keydown", (event) => {
     const typing = event.target instanceof HTMLInputElement;
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z" && !typing) {

@@ -136,6 +136,42 @@ def test_drawn_test_digits_are_recognised(
     assert right >= 9, results
 
 
+def test_a_digit_drawn_by_finger_is_recognised(
+    browser: Any, service: ServiceProcess, mnist_test_set: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Touch input (Chromium's own touch events, turned into pointer events) draws too."""
+    images, labels = mnist_test_set
+    index = int(np.nonzero(labels == 3)[0][1])
+    context = browser.new_context(viewport={"width": 390, "height": 800}, has_touch=True)
+    try:
+        tab = context.new_page()
+        tab.goto(f"{service.url}/demo")
+        sync_api.expect(tab.locator("#model-info")).to_contain_text("test accuracy")
+        touch = context.new_cdp_session(tab)
+        paths, _ = strokes(images[index])
+        box = tab.locator("#pad").bounding_box()
+        scale = box["width"] / 28
+        for path in paths:
+            points = [
+                {"x": box["x"] + (x + 0.5) * scale, "y": box["y"] + (y + 0.5) * scale}
+                for y, x in path
+            ]
+            touch.send(
+                "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points[:1]}
+            )
+            for point in points[1:]:
+                touch.send(
+                    "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]}
+                )
+            touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        shown = settled(tab)
+        print(f"test digit {index} drawn by finger: true {labels[index]}, shown {shown}")
+        assert shown == str(labels[index])
+        assert tab.evaluate("window.scrollY") == 0  # the finger drew; the page did not scroll
+    finally:
+        context.close()
+
+
 def test_undo_removes_the_last_stroke_and_clear_everything(
     page: Any, mnist_test_set: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -235,6 +271,29 @@ def test_uploaded_photos_of_test_digits_are_recognised(
     )
     assert lit[0] > 40 and lit[1] == 0, lit
     page.screenshot(path=str(shots / f"upload-{suffix}.png"), full_page=True)
+
+
+def test_a_dropped_photo_is_recognised(
+    page: Any, mnist_test_set: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images, labels = mnist_test_set
+    index = 21  # a 6
+    buffer = io.BytesIO()
+    photo(images[index], seed=index).save(buffer, "PNG")
+    dropped = page.evaluate_handle(
+        """bytes => {
+          const data = new DataTransfer();
+          data.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+          return data;
+        }""",
+        list(buffer.getvalue()),
+    )
+    page.dispatch_event("#drop", "dragenter", {"dataTransfer": dropped})
+    assert "over" in (page.locator("#drop").get_attribute("class") or "")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    assert settled(page) == str(labels[index])
+    sync_api.expect(page.locator("#status")).to_contain_text("dropped.png")
+    assert "over" not in (page.locator("#drop").get_attribute("class") or "")
 
 
 def test_an_upload_the_api_refuses_shows_its_message(page: Any, shots: Path) -> None:

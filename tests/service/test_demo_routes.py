@@ -104,6 +104,7 @@ def test_the_training_report_of_the_served_version(
         ("/models/1/report/../../metadata", 404, "not_found"),
         ("/models/7/report", 404, "unknown_version"),
         ("/models/7/report/confusion_matrix.png", 404, "unknown_version"),
+        ("/models/51465891863883838075184475013120/report", 404, "unknown_version"),
         ("/models/x/report", 400, "invalid_version"),
         ("/models/0/report/learning_curves.png", 400, "invalid_version"),
     ],
@@ -115,3 +116,14 @@ def test_nothing_but_the_report_of_a_served_version_can_be_read(
     assert response.status_code == status, response.text
     assert response.json()["reason"] == reason
     assert not response.content.startswith(PNG_MAGIC)
+
+
+def test_a_version_too_large_to_exist_is_a_404_not_a_500(service_url: str) -> None:
+    response = httpx.post(
+        f"{service_url}/predict",
+        params={"version": "29092551510796160894078497587200"},
+        json={"images": [[0] * 784]},
+        timeout=30,
+    )
+    assert response.status_code == 404, response.text
+    assert response.json()["reason"] == "unknown_version"
