@@ -172,6 +172,21 @@ def test_a_digit_drawn_by_finger_is_recognised(
         context.close()
 
 
+def test_a_digit_drawn_with_the_keyboard_is_recognised(page: Any) -> None:
+    """Focus the canvas, put the pen down, draw a vertical line with the arrows: a 1."""
+    page.locator("#pad").focus()
+    sync_api.expect(page.locator("#cursor")).to_be_visible()
+    page.keyboard.press("Space")
+    for _ in range(18):
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")
+    assert page.evaluate(INK_PIXELS) > 2000
+    assert settled(page) == "1"
+    sync_api.expect(page.locator("#status")).to_contain_text("as 1")
+    page.keyboard.press("Escape")
+    assert page.evaluate(INK_PIXELS) == 0
+
+
 def test_undo_removes_the_last_stroke_and_clear_everything(
     page: Any, mnist_test_set: tuple[np.ndarray, np.ndarray]
 ) -> None:
