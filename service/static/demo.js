@@ -54,10 +54,16 @@
     statusBox.textContent = text;
   }
 
+  function answered(state) {
+    // Counted so a reader (or a test) can tell a new answer from the one shown before.
+    document.body.dataset.state = state;
+    document.body.dataset.answers = String(Number(document.body.dataset.answers || 0) + 1);
+  }
+
   function showError(message) {
     errorBox.textContent = message;
     errorBox.hidden = false;
-    document.body.dataset.state = "error";
+    answered("error");
   }
 
   function clearError() {
@@ -341,7 +347,7 @@
     });
     drawPreview(prediction.prepared);
     setStatus(`The model (version ${version}) reads ${what} as ${prediction.label}.`);
-    document.body.dataset.state = "done";
+    answered("done");
   }
 
   function drawPreview(pixels) {
