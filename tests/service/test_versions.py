@@ -84,6 +84,17 @@ def assert_clean(traffic: Traffic) -> None:
         assert versions == sorted(versions), f"client {client.index} went back: {versions}"
 
 
+def seen(traffic: Traffic, server: ServiceProcess, version: int, timeout: float = 60) -> None:
+    """Wait until every client was last answered by ``version``; on failure say who was not."""
+    try:
+        wait_until(lambda: traffic.all_see(version), timeout)
+    except AssertionError:
+        last = [c.answers[-1].version if c.answers else None for c in traffic.clients]
+        states = {pid: version_states(s) for pid, s in statuses(server).items()}
+        log = server.log_path.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"last versions {last}; workers {states}; log:\n{log}") from None
+
+
 @pytest.fixture
 def server(root: Path) -> Iterator[ServiceProcess]:
     with serve(root) as server:
@@ -109,13 +120,13 @@ def test_published_versions_take_over_under_load_with_no_failed_request(
         published = time.monotonic()
         _, errors = trainer.communicate(timeout=300)
         assert trainer.returncode == 0, errors.decode()[-2000:]
-        wait_until(lambda: traffic.all_see(2), 60)
+        seen(traffic, server, 2)
         took_over = max(c.first_seen(2) or published for c in traffic.clients) - published
 
         # Copied into place by hand: cp -r to a hidden name, then mv.
         publish_copy(root, root / "2", 3)
         copied = time.monotonic()
-        wait_until(lambda: traffic.all_see(3), 60)
+        seen(traffic, server, 3)
         copy_took_over = max(c.first_seen(3) or copied for c in traffic.clients) - copied
     assert_clean(traffic)
     load_seconds = [
