@@ -8,6 +8,7 @@ an upload the API refuses shows the API's message. Screenshots go to ``reports/d
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 from collections.abc import Iterator
@@ -312,12 +313,13 @@ def test_a_dropped_photo_is_recognised(
     buffer = io.BytesIO()
     photo(images[index], seed=index).save(buffer, "PNG")
     dropped = page.evaluate_handle(
-        """bytes => {
+        """encoded => {
+          const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
           const data = new DataTransfer();
-          data.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+          data.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
           return data;
         }""",
-        list(buffer.getvalue()),
+        base64.b64encode(buffer.getvalue()).decode(),
     )
     page.dispatch_event("#drop", "dragenter", {"dataTransfer": dropped})
     assert "over" in (page.locator("#drop").get_attribute("class") or "")
