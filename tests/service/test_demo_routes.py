@@ -127,3 +127,17 @@ def test_a_version_too_large_to_exist_is_a_404_not_a_500(service_url: str) -> No
     )
     assert response.status_code == 404, response.text
     assert response.json()["reason"] == "unknown_version"
+
+
+def test_the_openapi_document_describes_the_page_the_report_and_prepared(
+    service_url: str,
+) -> None:
+    paths = httpx.get(f"{service_url}/docs.json", timeout=30).json()["paths"]
+    for path in ("/demo", "/demo/{name}", "/models/{version}/report"):
+        assert paths[path]["get"]["description"], path
+    picture = paths["/models/{version}/report/{name}"]["get"]
+    assert "image/png" in picture["responses"]["200"]["content"]
+    names = [p for p in picture["parameters"] if p["name"] == "name"]
+    assert names[0]["schema"]["enum"] == list(REPORT_FILES)
+    parameters = paths["/predict_image"]["post"]["parameters"]
+    assert any(p["name"] == "prepared" and p["schema"]["type"] == "boolean" for p in parameters)
