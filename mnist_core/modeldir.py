@@ -35,6 +35,8 @@ SIGNATURE: dict[str, Any] = {
 }
 METADATA_FILE = "metadata.json"
 REQUIRED_FILES = ("saved_model.pb", "variables", METADATA_FILE)
+REPORT_FILES = ("learning_curves.png", "confusion_matrix.png", "misclassified.png")
+"""The training report the exporter writes beside each version (``--no-report``: none)."""
 TRAIN_HINT = "train one with `make train` or `mnist-train --model-dir {root}`"
 
 

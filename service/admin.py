@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mnist_core.errors import Conflict, Forbidden, InputError, Unauthorized
+from mnist_core.errors import Conflict, Forbidden, Unauthorized
 
 from .errors import json_response
+from .native import parse_version
 from .repository import State
 from .worker import Worker
 
@@ -44,14 +45,7 @@ def authorize(request: Request, worker: Worker) -> None:
 
 
 def _version(request: Request) -> int:
-    text = request.path_params["version"]
-    if not text.isdigit() or int(text) < 1:
-        raise InputError(
-            f"version must be a positive integer, got {text!r}",
-            reason="invalid_version",
-            field="version",
-        )
-    return int(text)
+    return parse_version(request.path_params["version"])
 
 
 async def _settled(worker: Worker, version: int, wanted: set[State]) -> State | None:

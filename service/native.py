@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mnist_core.errors import InputError
+from mnist_core.errors import InputError, NotFound
 
 from . import decoding
 from .errors import json_response
@@ -41,13 +41,24 @@ def chosen_version(request: Request) -> tuple[int | None, str | None]:
         raise InputError("give a version or a label, not both", reason="bad_request")
     if version is None:
         return None, label
-    if not version.isdigit() or int(version) < 1:
+    return parse_version(version), None
+
+
+MAX_VERSION = 2**63 - 1
+"""Above this no version can be served (nor written in a JSON answer by orjson)."""
+
+
+def parse_version(text: str) -> int:
+    """A version number from a query or a path: a positive integer that may be served."""
+    if not text.isdigit() or int(text) < 1:
         raise InputError(
-            f"version must be a positive integer, got {version!r}",
+            f"version must be a positive integer, got {text!r}",
             reason="invalid_version",
             field="version",
         )
-    return int(version), None
+    if int(text) > MAX_VERSION:
+        raise NotFound(f"model version {text} is not served", reason="unknown_version")
+    return int(text)
 
 
 async def predict(request: Request) -> Response:
@@ -64,12 +75,14 @@ async def predict_image(request: Request) -> Response:
     started = time.perf_counter()
     worker = worker_of(request)
     decoding.require_media(request, decoding.MULTIPART)
+    show_prepared = wants_prepared(request)
     upload = await decoding.form_files(request, "images")
     settings = worker.settings
     batch, names = decoding.uploaded_images(
         upload, max_images=settings.max_images, max_pixels=settings.max_image_pixels
     )
-    return await answer(request, "predict_image", batch, started, names)
+    prepared = batch if show_prepared else None
+    return await answer(request, "predict_image", batch, started, names, prepared)
 
 
 async def predict_npy(request: Request) -> Response:
@@ -83,6 +96,18 @@ async def predict_npy(request: Request) -> Response:
         upload = decoding.RawFiles([("", await request.body())])
     batch = decoding.npy_images(upload, max_images=worker.settings.max_images)
     return await answer(request, "predict_npy", batch, started)
+
+
+def wants_prepared(request: Request) -> bool:
+    """``?prepared=true``: also answer with each prepared 28x28 image."""
+    value = request.query_params.get("prepared", "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InputError(
+            f"prepared must be true or false, got {value!r}",
+            reason="bad_request",
+            field="prepared",
+        )
+    return value in ("true", "1")
 
 
 async def metadata(request: Request) -> Response:
@@ -101,6 +126,7 @@ async def answer(
     batch: np.ndarray,
     started: float,
     names: list[str] | None = None,
+    prepared: np.ndarray | None = None,
 ) -> Response:
     """Predict ``batch`` and answer with one prediction per image, in input order."""
     worker = worker_of(request)
@@ -122,6 +148,9 @@ async def answer(
     if names is not None:
         for prediction, name in zip(predictions, names, strict=True):
             prediction["filename"] = name
+    if prepared is not None:  # what the model was given, to show what preparation did
+        for prediction, image in zip(predictions, prepared.tolist(), strict=True):
+            prediction["prepared"] = image
     response = json_response(
         {"model_version": scored.version, "predictions": predictions},
         headers={VERSION_HEADER: str(scored.version)},

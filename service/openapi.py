@@ -15,12 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mnist_core.modeldir import REPORT_FILES
+
 from .config import ServiceSettings
+from .demo import ASSETS
 from .schemas import ErrorResponse, PredictResponse
 
 REF = "#/components/schemas/{model}"
 IMAGE_TYPES = "image/png, image/jpeg, image/bmp, image/gif"
 JSON = "application/json"
+BINARY = {"type": "string", "format": "binary"}
 
 
 def ref(model: type[BaseModel] | str) -> dict[str, str]:
@@ -106,6 +110,12 @@ VERSION_CHOICE = [
     query("label", {"type": "string"}, "a version label (MNIST_VERSION_LABELS)", required=False),
 ]
 PIXEL = {"type": "integer", "minimum": 0, "maximum": 255}
+PREPARED = query(
+    "prepared",
+    {"type": "boolean", "default": False},
+    "also answer with each prepared 28x28 image (field 'prepared'), as the demo page shows it",
+    required=False,
+)
 
 
 def images_schema(settings: ServiceSettings) -> dict[str, Any]:
@@ -180,7 +190,7 @@ def native_paths(settings: ServiceSettings) -> dict[str, Any]:
                         "images", "picture files", IMAGE_TYPES, most=settings.max_images
                     )
                 },
-                parameters=VERSION_CHOICE,
+                parameters=[*VERSION_CHOICE, PREPARED],
             )
         },
         "/predict_npy": {
@@ -257,6 +267,69 @@ ROWS = {
         "application/x-ndjson": {"schema": {"type": "string"}},
     },
 }
+
+
+def page_paths() -> dict[str, Any]:
+    """The demo page (:mod:`service.demo`) and the training report it shows."""
+
+    version = [path_parameter("version", {"type": "integer", "minimum": 1}, "a served version")]
+    png = {"description": "the picture", "content": {"image/png": {"schema": BINARY}}}
+    listing = {
+        "type": "object",
+        "required": ["version", "files"],
+        "properties": {
+            "version": {"type": "integer"},
+            "files": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "url"],
+                    "properties": {"name": {"enum": list(REPORT_FILES)}, "url": {"type": "string"}},
+                },
+            },
+        },
+    }
+    text = {"type": "string"}
+    return {
+        "/demo": {
+            "get": operation(
+                "The demo page: draw or upload a digit and see the prediction (no CDN).",
+                {"description": "the page", "content": {"text/html": {"schema": text}}},
+            )
+        },
+        "/demo/{name}": {
+            "get": operation(
+                "The demo page's stylesheet and script.",
+                {
+                    "description": "the file",
+                    "content": {"text/css": {"schema": text}, "text/javascript": {"schema": text}},
+                },
+                404,
+                parameters=[path_parameter("name", {"enum": sorted(ASSETS)}, "the file")],
+            )
+        },
+        "/models/{version}/report": {
+            "get": operation(
+                "Which training report files a served version has, with their URLs.",
+                json_ok(listing),
+                400,
+                404,
+                parameters=version,
+            )
+        },
+        "/models/{version}/report/{name}": {
+            "get": operation(
+                "One training report picture of a served version (read-only).",
+                png,
+                400,
+                404,
+                parameters=[
+                    *version,
+                    path_parameter("name", {"enum": list(REPORT_FILES)}, "the report file"),
+                ],
+            )
+        },
+    }
 
 
 def task_paths(settings: ServiceSettings) -> dict[str, Any]:
@@ -346,6 +419,7 @@ def document(bentoml_spec: dict[str, Any], settings: ServiceSettings) -> dict[st
     paths = spec.setdefault("paths", {})
     paths.update(native_paths(settings))
     paths.update(admin_paths())
+    paths.update(page_paths())
     paths.update(task_paths(settings))
     if "/readyz" in paths:
         paths["/readyz"]["get"]["responses"]["503"] = _error("not ready, or shutting down")

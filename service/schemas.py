@@ -16,6 +16,10 @@ class Prediction(BaseModel):
     confidence: float = Field(description="probability of that digit", examples=[0.998])
     probabilities: list[float] = Field(description="10 probabilities summing to 1")
     filename: str | None = Field(default=None, description="/predict_image only")
+    prepared: list[list[int]] | None = Field(
+        default=None,
+        description="/predict_image?prepared=true only: the 28x28 image the model was given",
+    )
 
 
 class PredictResponse(BaseModel):

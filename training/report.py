@@ -13,12 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mnist_core.modeldir import REPORT_FILES
+
 from .evaluate import NUM_CLASSES, Evaluation
 
-LEARNING_CURVES = "learning_curves.png"
-CONFUSION_MATRIX = "confusion_matrix.png"
-MISCLASSIFIED = "misclassified.png"
-REPORT_FILES = (LEARNING_CURVES, CONFUSION_MATRIX, MISCLASSIFIED)
+LEARNING_CURVES, CONFUSION_MATRIX, MISCLASSIFIED = REPORT_FILES
 
 
 def plot_learning_curves(history: Mapping[str, Sequence[float]], path: Path) -> None:

@@ -115,7 +115,9 @@ def test_bento_packs_the_code_and_the_model(bento: dict[str, Any]) -> None:
     assert all("/" in path for path in code)  # only package modules, no stray scripts
     assert code <= packed
     assert {"models/mnist/1/saved_model.pb", "models/mnist/1/metadata.json"} <= packed
-    extra = packed - code - {"bentofile.yaml"}
+    demo = {f"service/static/{name}" for name in ("demo.html", "demo.css", "demo.js")}
+    assert demo <= packed  # the demo page is served from the Bento too
+    extra = packed - code - demo - {"bentofile.yaml"}
     assert all(path.startswith("models/mnist/1/") for path in extra), sorted(extra)
     requirements = (bento["dir"] / "env/python/requirements.txt").read_text().split()
     assert requirements == [*BENTOFILE["python"]["packages"], f"bentoml=={version('bentoml')}"]
