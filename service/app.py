@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import admin, lifecycle, native, openapi
+from . import admin, lifecycle, native, openapi, tfserving, v2
 from .errors import CatchAll, exception_handlers, json_response
 from .middleware import HttpGuard
 from .worker import Worker
@@ -56,7 +56,13 @@ def create_app(
         await asyncio.gather(*chores, return_exceptions=True)
 
     app = Starlette(
-        routes=[*native.routes(), *admin.routes(), Route("/docs.json", docs, methods=["GET"])],
+        routes=[
+            *native.routes(),
+            *admin.routes(),
+            *v2.routes(),  # the standard protocols, beside the native API
+            *tfserving.routes(),
+            Route("/docs.json", docs, methods=["GET"]),
+        ],
         exception_handlers=exception_handlers(),
         middleware=[Middleware(CatchAll)],
         lifespan=lifespan,
