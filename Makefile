@@ -11,9 +11,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Reinstall only when the declared dependencies change.
+# Reinstall only when the declared dependencies change. tensorflow-serving-api (TF Serving's
+# protobuf messages, which the tests check our TF Serving JSON with) comes without its own
+# dependencies: they would pull a TensorFlow and protobuf of its choosing.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt tensorflow-serving-api
 	touch $@
 
 setup: $(VENV)/.installed
