@@ -60,6 +60,7 @@ def image_shape(shape: object, *, field: str, max_images: int) -> tuple[int, ...
         or not all(type(d) is int for d in shape)
         or len(shape) not in (2, 3)
         or tuple(shape[1:]) not in ((SIDE, SIDE), (PIXELS,))
+        or shape[0] < 0
     ):
         raise InputError(
             f"input '{field}' has shape {shape!r}: expected {IMAGE_SHAPES}",

@@ -74,6 +74,7 @@ JSON_CASES: dict[str, tuple[int, Any]] = {
     "not an object": (400, [1, 2, 3]),
     "too many images": (413, tensor(shape=[10_001, 784], data=ZEROS)),
     "zero images": (400, tensor(shape=[0, 784], data=[])),
+    "negative images": (400, tensor(shape=[-1, 784], data=ZEROS)),
 }
 RAW_CASES: dict[str, tuple[int, bytes, dict[str, str]]] = {
     "not JSON": (400, b"{inputs", {}),
