@@ -111,11 +111,8 @@ def read_header(header: bytes) -> tuple[Any, bytes | None]:
     found = list(_DATA.finditer(header))
     if len(found) == 1 and _SENTINEL not in header:
         start = found[0].end() - 1
-        chars = np.frombuffer(header, dtype=np.uint8, offset=start)
-        depth = np.cumsum((chars == ord("[")).astype(np.int32) - (chars == ord("]")))
-        closed = np.flatnonzero(depth == 0)
-        if len(closed):
-            end = start + int(closed[0]) + 1
+        end = _array_end(header, start)
+        if end is not None:
             try:
                 parsed = orjson.loads(header[:start] + _SENTINEL + header[end:])
             except orjson.JSONDecodeError:
@@ -123,6 +120,20 @@ def read_header(header: bytes) -> tuple[Any, bytes | None]:
             if _marked(parsed):
                 return parsed, header[start:end]
     return _loads(header), None
+
+
+def _array_end(text: bytes, start: int) -> int | None:
+    """Just past the bracket closing the one opened at ``start`` (strings not considered:
+    a wrong cut fails the marker check)."""
+    close = text.find(b"]", start)
+    if close == -1:
+        return None
+    if text.find(b"[", start + 1, close) == -1:  # flat, as Triton's clients send it
+        return close + 1
+    chars = np.frombuffer(text, dtype=np.uint8, offset=start)
+    depth = np.cumsum((chars == ord("[")).astype(np.int32) - (chars == ord("]")))
+    closed = np.flatnonzero(depth == 0)
+    return start + int(closed[0]) + 1 if len(closed) else None
 
 
 def _marked(parsed: Any) -> bool:

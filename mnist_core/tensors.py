@@ -12,6 +12,7 @@ Errors are :class:`~mnist_core.errors.InputError` naming the tensor (``field``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -203,11 +204,12 @@ def json_uint8(text: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
     return result
 
 
+@functools.lru_cache(maxsize=16)
 def _skeleton(shape: tuple[int, ...]) -> bytes:
     """The brackets and commas of a JSON array of ``shape``, digits removed."""
     inner = b""
     for size in reversed(shape):
-        inner = b"[" + b",".join([inner] * size) + b"]"
+        inner = b"[" + (inner + b",") * (size - 1) + inner + b"]"
     return inner
 
 
