@@ -94,7 +94,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvie
     return body[:length], memoryview(body)[length:]
 
 
-_DATA = re.compile(rb'"data"\s*:\s*\[')
+_KEY = b'"data"'
+_AFTER_KEY = re.compile(rb"\s*:\s*\[")
 _MARK = "\x00mnist-fast-data"
 _SENTINEL = orjson.dumps(_MARK)
 
@@ -108,9 +109,10 @@ def read_header(header: bytes) -> tuple[Any, bytes | None]:
     with a marker in its place, and the cut is trusted only if the marker lands as the
     input's ``data`` (anywhere else, the header is parsed whole).
     """
-    found = list(_DATA.finditer(header))
-    if len(found) == 1 and _SENTINEL not in header:
-        start = found[0].end() - 1
+    key = header.find(_KEY)
+    after = _AFTER_KEY.match(header, key + len(_KEY)) if key != -1 else None
+    if after and header.find(_KEY, key + 1) == -1 and _SENTINEL not in header:
+        start = after.end() - 1
         end = _array_end(header, start)
         if end is not None:
             try:
