@@ -45,8 +45,8 @@ from mnist_core.errors import (
 
 log = logging.getLogger("mnist.service")
 
-Rejected = Callable[[str, str], None]
-"""Counts a refusal by reason and protocol (the worker's metrics)."""
+Rejected = Callable[[str], None]
+"""Counts a refusal by reason (the worker's metrics)."""
 
 
 def protocol_of(path: str) -> str:
@@ -81,7 +81,7 @@ def error_response(
     protocol, ``Retry-After`` where it applies."""
     protocol = protocol_of(path)
     if rejected is not None and 400 <= error.status < 500:
-        rejected(error.reason, protocol)
+        rejected(error.reason)
     headers = None
     if error.retry_after is not None:
         headers = {"Retry-After": str(max(1, round(error.retry_after)))}

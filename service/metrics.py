@@ -72,8 +72,8 @@ class ServiceMetrics:
         )
         self.rejected: Any = Counter(
             "mnist_rejected_requests",
-            "Requests refused as client errors, by reason and protocol",
-            ["reason", "protocol"],
+            "Requests refused as client errors, by reason",
+            ["reason"],
             registry=registry,
         )
         self.model_info: Any = Gauge(
@@ -117,8 +117,8 @@ class ServiceMetrics:
         """``mnist_stage_seconds`` with the ``protocol`` label filled in."""
         return ProtocolStages(self.stage_seconds, protocol)
 
-    def reject(self, reason: str, protocol: str = "native") -> None:
-        self.rejected.labels(reason=reason, protocol=protocol).inc()
+    def reject(self, reason: str) -> None:
+        self.rejected.labels(reason=reason).inc()
 
 
 class ProtocolStages:

@@ -168,7 +168,7 @@ def _wrap_send(
             body, rewritten = _error_object(held["status"], b"".join(chunks), protocol)
             outcome["reason"] = body.get("reason")
             if rewritten and worker is not None and held["status"] < 500:
-                worker.metrics.reject(body["reason"], protocol)
+                worker.metrics.reject(body["reason"])
             payload = orjson.dumps(shaped(body, protocol))
             headers = [
                 (k, v)
