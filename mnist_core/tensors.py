@@ -152,10 +152,11 @@ def to_images(tensor: np.ndarray, *, field: str) -> np.ndarray:
     """A ``[N, 28, 28]`` or ``[N, 784]`` numeric tensor as the model's ``uint8 [N, 28, 28]``."""
     try:
         return to_pixels(tensor.reshape(len(tensor), SIDE, SIDE))
-    except InputError as exc:
-        raise InputError(
-            f"input '{field}': {exc.message}", reason=exc.reason, field=field, **exc.details
-        ) from None
+    except InputError as exc:  # the same error, naming the tensor
+        exc.message = f"input '{field}': {exc.message}"
+        exc.args = (exc.message,)
+        exc.details["field"] = field
+        raise
 
 
 def json_uint8(text: bytes, shape: tuple[int, ...]) -> np.ndarray | None:

@@ -160,13 +160,17 @@ def _images(value: object, where: str, max_images: int) -> np.ndarray:
         batch = np.array(value)
     except (ValueError, TypeError, OverflowError):
         batch = None
-    if batch is None or batch.dtype.kind not in "iu" or _spells_boolean(value):
-        kind = "" if batch is None else batch.dtype.kind
-        problem = "fractional or float" if kind == "f" else "non-integer or ragged"
+    rule = f"the input '{INPUT_NAME}' is uint8: each value a JSON integer 0..255"
+    if batch is not None and batch.dtype.kind == "f":
         raise InputError(
-            f"'{where}' holds {problem} values: the input '{INPUT_NAME}' is uint8, "
-            "so each value must be a JSON integer 0..255, each image 28x28 or 784",
-            reason="not_integer" if kind == "f" else "invalid_type",
+            f"'{where}' holds fractional or float values: {rule}",
+            reason="not_integer",
+            field=where,
+        )
+    if batch is None or batch.dtype.kind not in "iu" or _spells_boolean(value):
+        raise InputError(
+            f"'{where}' holds non-integer values or ragged images: {rule}, each image 28x28 or 784",
+            reason="invalid_type",
             field=where,
         )
     if batch.shape[1:] not in ((SIDE, SIDE), (PIXELS,)):
