@@ -16,12 +16,12 @@ request does (``binary_data_output``), its size in its ``binary_data_size``.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
 from . import tensors
 from .errors import InputError, NotFound
@@ -97,7 +97,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvie
 _KEY = b'"data"'
 _AFTER_KEY = re.compile(rb"\s*:\s*\[")
 _MARK = "\x00mnist-fast-data"
-_SENTINEL = orjson.dumps(_MARK)
+_SENTINEL = json.dumps(_MARK).encode()
 
 
 def read_header(header: bytes) -> tuple[Any, bytes | None]:
@@ -116,8 +116,8 @@ def read_header(header: bytes) -> tuple[Any, bytes | None]:
         end = _array_end(header, start)
         if end is not None:
             try:
-                parsed = orjson.loads(header[:start] + _SENTINEL + header[end:])
-            except orjson.JSONDecodeError:
+                parsed = json.loads(header[:start] + _SENTINEL + header[end:])
+            except (ValueError, RecursionError):
                 parsed = None
             if _marked(parsed):
                 return parsed, header[start:end]
@@ -152,8 +152,8 @@ def _marked(parsed: Any) -> bool:
 
 def _loads(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise InputError(
             f"the inference request is not valid JSON: {exc}", reason="invalid_json"
         ) from None
