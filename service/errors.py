@@ -95,8 +95,8 @@ STATUS_ERRORS: dict[int, type[MnistError]] = {
     413: PayloadTooLarge,
     415: UnsupportedMedia,
     429: Overloaded,
-    503: NotReady,
     501: Unimplemented,
+    503: NotReady,
     504: Timeout,
 }
 
