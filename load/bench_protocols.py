@@ -13,6 +13,12 @@ to round; the table gives the median over rounds of images per second and of the
 per-round ratio (protocol / native; the target is >= 0.8).
 
     python -m load.bench_protocols --model-dir models/mnist [--rounds 3 --seconds 8]
+
+``--in-process`` measures instead the server's own CPU time per request (model call
+included) through the app in this process, without network or load generator: a
+figure that other load on the machine does not swing.
+
+    python -m load.bench_protocols --model-dir models/mnist --in-process
 """
 
 from __future__ import annotations
@@ -179,6 +185,54 @@ def table(rounds: list[list[tuple[dict[str, Any], dict[str, Any]]]]) -> str:
     return "\n".join(lines)
 
 
+def cpu_per_request(model_dir: Path, rounds: int) -> str:
+    """Median CPU milliseconds per request of each kind, through the app in process."""
+    import httpx
+
+    from service.app import guarded
+    from service.config import ServiceSettings
+    from service.metrics import ServiceMetrics
+    from service.worker import Worker
+
+    settings = ServiceSettings(model_dir=model_dir)
+    worker = Worker(settings, ServiceMetrics(settings.max_batch_images, register=False))
+    worker.start(background=False)
+    transport = httpx.ASGITransport(app=guarded(worker))
+    test = load_test_images()
+
+    async def cpu_ms(kind: str, images: int, count: int) -> float:
+        body = build(kind, test.images[:images])
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            for index in range(count + 10):  # the first 10 warm up
+                if index == 10:
+                    started = time.process_time()
+                answer = await client.post(body.path, content=body.content, headers=body.headers)
+                if answer.status_code != 200:
+                    raise RuntimeError(f"{kind}: HTTP {answer.status_code} {answer.text[:200]}")
+        return (time.process_time() - started) / count * 1000
+
+    cases = [("1 image", "v2-json", "json", 1, 500)]
+    cases += [("1,000 images", "v2-json", "json", 1000, 15)]
+    cases += [("1,000 images", "v2-binary", "npy", 1000, 15)]
+    lines = [
+        "| request | protocol ms | native ms | ratio (native / protocol) |",
+        "|---|---:|---:|---:|",
+    ]
+    try:
+        for name, ours, base, images, count in cases:
+            found = [
+                (asyncio.run(cpu_ms(ours, images, count)), asyncio.run(cpu_ms(base, images, count)))
+                for _ in range(rounds)
+            ]
+            mine = statistics.median(f[0] for f in found)
+            theirs = statistics.median(f[1] for f in found)
+            ratio = statistics.median(f[1] / f[0] for f in found)
+            lines.append(f"| {name}: {ours} vs {base} | {mine:.2f} | {theirs:.2f} | {ratio:.2f}x |")
+    finally:
+        worker.close()
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load.bench_protocols", description=__doc__)
     add = parser.add_argument
@@ -187,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--seconds", type=float, default=8.0, help="measured seconds per window (default 8)")
     add("--workers", type=int, default=2, help="service workers (default 2)")
     add("--url", help=argparse.SUPPRESS)
+    add("--in-process", action="store_true", help="CPU per request through the app in process")
     add("--child", action="store_true", help=argparse.SUPPRESS)
     add("--kind", help=argparse.SUPPRESS)
     add("--images", type=int, default=1000, help=argparse.SUPPRESS)
@@ -195,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         result = asyncio.run(measure(args.url, args.kind, args.images, args.clients, args.seconds))
         print(json.dumps(result))
+        return 0
+    if args.in_process:
+        print(cpu_per_request(args.model_dir, args.rounds))
         return 0
     env = {"MNIST_WORKERS": str(args.workers)}
     with running_service(args.model_dir, env=env) as server:
