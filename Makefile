@@ -5,15 +5,18 @@ BIN := $(VENV)/bin
 MODEL_DIR ?= models/mnist
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup serve train test lint format load capacity bench clean
+.PHONY: setup serve train test lint format load capacity bench bench-protocols clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Reinstall only when the declared dependencies change.
+# Reinstall only when the declared dependencies change. tensorflow-serving-api (TF Serving's
+# protobuf messages, which the tests check our TF Serving JSON with) comes without its own
+# dependencies: they would pull a TensorFlow and protobuf of its choosing.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt tensorflow-serving-api
 	touch $@
 
 setup: $(VENV)/.installed
@@ -55,6 +58,11 @@ soak: setup
 bench: setup
 	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.bench --model-dir $(MODEL_DIR) $(BENCH_ARGS)
+
+# The standard protocols (V2, binary and JSON) against the native paths they stand in for.
+bench-protocols: setup
+	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
+	$(BIN)/python -m load.bench_protocols --model-dir $(MODEL_DIR) $(BENCH_ARGS)
 
 format: setup
 	$(BIN)/ruff format .

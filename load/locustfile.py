@@ -4,6 +4,9 @@
 - ``BatchUser``: 64-1,000 images per request, as JSON (``/predict``) or as a .npy upload
   (``/predict_npy``).
 - ``ImageUploadUser``: PNG files rendered from test images (``/predict_image``).
+- ``OpenInferenceUser``, ``TFServingUser``: the standard protocols (``/v2`` binary and
+  JSON as Triton's clients send them, ``/v1/models/mnist:predict``); off unless given a
+  weight (``--v2-weight``, ``--tfserving-weight``).
 
 Every response is checked (status, shape, probabilities, the version header); protocol
 failures are Locust failures with the reason. Wrong labels are counted, not failed: the
@@ -31,7 +34,8 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
-from load.checks import ProtocolError, check_predictions
+from load import protocol_payloads as standard
+from load.checks import ProtocolError, Verdict, check_predictions
 from load.payloads import Payload, TestImages, batch_payloads, batch_sizes, load_test_images
 
 log = logging.getLogger("load")
@@ -67,6 +71,14 @@ def _add_options(parser: Any) -> None:
         env_var="MNIST_LOAD_UPLOAD_WEIGHT",
         help="relative number of PNG upload users (0 disables them)",
     )
+    for protocol in ("v2", "tfserving"):
+        group.add_argument(
+            f"--{protocol}-weight",
+            type=int,
+            default=0,
+            env_var=f"MNIST_LOAD_{protocol.upper()}_WEIGHT",
+            help=f"relative number of {protocol} protocol users (default 0: none)",
+        )
     group.add_argument(
         "--batch-min", type=int, default=64, env_var="MNIST_LOAD_BATCH_MIN", help="images"
     )
@@ -114,6 +126,11 @@ class Pools:
         self.batch = itertools.cycle([("npy", p) for p in npy] + [("json", p) for p in as_json])
         upload_sizes = [1 + i % max(options.upload_max, 1) for i in range(UPLOAD_BODIES)]
         self.upload = itertools.cycle(batch_payloads(test, upload_sizes, "png", seed=3))
+        windows = [test.window(i * 97, size) for i, size in enumerate(batch_sizes(1, high, 8))]
+        self.v2 = itertools.cycle(
+            [standard.v2_payload(w, binary=i % 2 == 0) for i, w in enumerate(windows)]
+        )
+        self.tfserving = itertools.cycle([standard.tfserving_payload(w) for w in windows])
 
 
 class Accuracy:
@@ -153,6 +170,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
         InteractiveUser: options.interactive_weight,
         BatchUser: options.batch_weight,
         ImageUploadUser: options.upload_weight,
+        OpenInferenceUser: options.v2_weight,
+        TFServingUser: options.tfserving_weight,
     }
     for user_class, weight in weights.items():
         user_class.weight = max(weight, 0)
@@ -273,3 +292,60 @@ class ImageUploadUser(MnistUser):
     @task
     def predict_images(self) -> None:
         self.send("/predict_image", next(_pool("upload")), "/predict_image [PNG]")
+
+
+class ProtocolUser(FastHttpUser):
+    """A client of a standard protocol: its own bodies and its own answer check."""
+
+    abstract = True
+    network_timeout = 60.0
+    connection_timeout = 10.0
+
+    def call(self, path: str, payload: standard.ProtocolPayload, name: str) -> None:
+        with self.client.post(
+            path,
+            data=payload.body,
+            headers=payload.headers,
+            name=name,
+            catch_response=True,
+            context={"images": len(payload.labels)},
+        ) as response:
+            if response.status_code == 0:
+                response.failure(f"connection error: {response.error}")
+                return
+            try:
+                verdict = self.check(response, payload)
+            except ProtocolError as exc:
+                response.failure(str(exc))
+            else:
+                ACCURACY.add(verdict.correct, verdict.total)
+                response.success()
+
+    def check(self, response: Any, payload: standard.ProtocolPayload) -> Verdict:
+        raise NotImplementedError
+
+
+class OpenInferenceUser(ProtocolUser):
+    weight = 1
+
+    @task
+    def infer(self) -> None:
+        payload = next(_pool("v2"))
+        kind = "binary" if standard.HEADER_LENGTH in payload.headers else "JSON"
+        self.call(standard.V2_INFER, payload, f"{standard.V2_INFER} [{kind}]")
+
+    def check(self, response: Any, payload: standard.ProtocolPayload) -> Verdict:
+        body = response.content or b""
+        return standard.check_v2(response.status_code, body, response.headers, payload.labels)
+
+
+class TFServingUser(ProtocolUser):
+    weight = 1
+
+    @task
+    def predict(self) -> None:
+        self.call(standard.TF_PREDICT, next(_pool("tfserving")), standard.TF_PREDICT)
+
+    def check(self, response: Any, payload: standard.ProtocolPayload) -> Verdict:
+        body = response.content or b""
+        return standard.check_tfserving(response.status_code, body, payload.labels)

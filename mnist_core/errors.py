@@ -12,6 +12,7 @@ the service turns any of them into one in exactly one place (``service.errors``)
     ├── Timeout                504 timeout: the answer took longer than the request time limit
     ├── Overloaded             429 overloaded: more queued work than the service takes on
     ├── Conflict               409 conflict: a request the current state does not allow
+    ├── Unimplemented          501 unimplemented: a standard protocol's call this model lacks
     ├── ResumeError            a batch job's unfinished output cannot be continued
     └── InputError             400 invalid_input: a client sent input we cannot score
         ├── Unauthorized       401 unauthorized: an admin request without a token
@@ -103,6 +104,14 @@ class Conflict(MnistError):
 
     status = 409
     reason = "conflict"
+
+
+class Unimplemented(MnistError):
+    """A call a standard protocol defines that does not fit this model (TF Serving's
+    ``:classify`` and ``:regress``)."""
+
+    status = 501
+    reason = "unimplemented"
 
 
 class ResumeError(MnistError):

@@ -59,10 +59,10 @@ async def _settled(worker: Worker, version: int, wanted: set[State]) -> State | 
     return None
 
 
-async def load(request: Request) -> Response:
-    worker: Worker = request.app.state.worker
-    authorize(request, worker)
-    version = _version(request)
+async def load_version(worker: Worker, version: int) -> bool:
+    """Serve ``version``; True once it serves, False if still loading at the time limit.
+
+    Also the model repository extension's load (:mod:`service.v2`)."""
     await asyncio.to_thread(worker.repository.request_load, version)
     worker.repository.wake()
     state = await _settled(worker, version, {State.AVAILABLE, State.FAILED})
@@ -73,17 +73,28 @@ async def load(request: Request) -> Response:
             reason="load_failed",
             version=version,
         )
-    return json_response(worker.status(), 200 if state is State.AVAILABLE else 202)
+    return state is State.AVAILABLE
+
+
+async def unload_version(worker: Worker, version: int) -> bool:
+    """Stop serving ``version``; True once it is unloaded, False if still unloading."""
+    await asyncio.to_thread(worker.repository.request_unload, version)
+    worker.repository.wake()
+    return await _settled(worker, version, {State.UNLOADED}) is State.UNLOADED
+
+
+async def load(request: Request) -> Response:
+    worker: Worker = request.app.state.worker
+    authorize(request, worker)
+    done = await load_version(worker, _version(request))
+    return json_response(worker.status(), 200 if done else 202)
 
 
 async def unload(request: Request) -> Response:
     worker: Worker = request.app.state.worker
     authorize(request, worker)
-    version = _version(request)
-    await asyncio.to_thread(worker.repository.request_unload, version)
-    worker.repository.wake()
-    state = await _settled(worker, version, {State.UNLOADED})
-    return json_response(worker.status(), 200 if state is State.UNLOADED else 202)
+    done = await unload_version(worker, _version(request))
+    return json_response(worker.status(), 200 if done else 202)
 
 
 def routes() -> list[BaseRoute]:

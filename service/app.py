@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import admin, demo, lifecycle, native, openapi, report
+from . import admin, demo, lifecycle, native, openapi, report, tfserving, v2
 from .errors import CatchAll, exception_handlers, json_response
 from .middleware import HttpGuard
 from .worker import Worker
@@ -61,6 +61,8 @@ def create_app(
             *admin.routes(),
             *report.routes(),
             *demo.routes(),
+            *v2.routes(),  # the standard protocols, beside the native API
+            *tfserving.routes(),
             Route("/docs.json", docs, methods=["GET"]),
         ],
         exception_handlers=exception_handlers(),

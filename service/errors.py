@@ -6,6 +6,10 @@ into the JSON object body every refusal has::
 
     {"error": "image 3 has pixel values outside 0..255", "reason": "out_of_range", "index": 3}
 
+Under the standard protocols' prefixes (``/v2``, the Open Inference Protocol, and
+``/v1/``, TensorFlow Serving's REST API) the body is theirs, ``{"error": "<message>"}``
+(:func:`protocol_of`, :func:`shaped`): their clients read that key and nothing else.
+
 Route handlers raise; the app's exception handlers (:func:`exception_handlers`) answer.
 The middleware answers its own refusals (body size, content type) through
 :func:`error_response` too, and rewrites the bodies of BentoML's and Starlette's own
@@ -35,6 +39,7 @@ from mnist_core.errors import (
     PayloadTooLarge,
     RequestTimeout,
     Timeout,
+    Unimplemented,
     UnsupportedMedia,
 )
 
@@ -42,6 +47,20 @@ log = logging.getLogger("mnist.service")
 
 Rejected = Callable[[str], None]
 """Counts a refusal by reason (the worker's metrics)."""
+
+
+def protocol_of(path: str) -> str:
+    """``v2``, ``tfserving`` or ``native``: which API a path belongs to (a metrics label)."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return "v2"
+    if path.startswith("/v1/"):
+        return "tfserving"
+    return "native"
+
+
+def shaped(body: dict[str, Any], protocol: str) -> dict[str, Any]:
+    """An error body as ``protocol`` writes it: ours whole, or only the message."""
+    return body if protocol == "native" else {"error": body.get("error", "")}
 
 
 def json_response(
@@ -55,14 +74,18 @@ def json_response(
     )
 
 
-def error_response(error: MnistError, rejected: Rejected | None = None) -> Response:
-    """The answer to ``error``: its status, its JSON body, ``Retry-After`` where it applies."""
+def error_response(
+    error: MnistError, rejected: Rejected | None = None, *, path: str = ""
+) -> Response:
+    """The answer to ``error`` on ``path``: its status, the JSON body of the path's
+    protocol, ``Retry-After`` where it applies."""
+    protocol = protocol_of(path)
     if rejected is not None and 400 <= error.status < 500:
         rejected(error.reason)
     headers = None
     if error.retry_after is not None:
         headers = {"Retry-After": str(max(1, round(error.retry_after)))}
-    return json_response(error.to_dict(), error.status, headers)
+    return json_response(shaped(error.to_dict(), protocol), error.status, headers)
 
 
 STATUS_ERRORS: dict[int, type[MnistError]] = {
@@ -72,6 +95,7 @@ STATUS_ERRORS: dict[int, type[MnistError]] = {
     413: PayloadTooLarge,
     415: UnsupportedMedia,
     429: Overloaded,
+    501: Unimplemented,
     503: NotReady,
     504: Timeout,
 }
@@ -97,13 +121,13 @@ async def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MnistError)
     if exc.status >= 500 and type(exc) is MnistError:
         log.error("internal error on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(exc, _rejected_of(request))
+    return error_response(exc, _rejected_of(request), path=request.url.path)
 
 
 async def _routing(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = error_for_status(exc.status_code, str(exc.detail))
-    return error_response(error, _rejected_of(request))
+    return error_response(error, _rejected_of(request), path=request.url.path)
 
 
 def exception_handlers() -> dict[Any, Callable[[Request, Exception], Any]]:
@@ -135,5 +159,8 @@ class CatchAll:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if started or scope["type"] != "http":
                 raise
-            answer = error_response(MnistError("internal error; the server log has the details"))
+            answer = error_response(
+                MnistError("internal error; the server log has the details"),
+                path=scope.get("path", ""),
+            )
             await answer(scope, receive, send)

@@ -65,8 +65,8 @@ class ServiceMetrics:
         self.stage_seconds: Any = Histogram(
             "mnist_stage_seconds",
             "Seconds per request stage: decode (and validate), predict (queue and model), "
-            "postprocess (building the answer)",
-            ["stage", "endpoint"],
+            "postprocess (building the answer), by endpoint and protocol (native, v2, tfserving)",
+            ["stage", "endpoint", "protocol"],
             buckets=SECONDS_BUCKETS,
             registry=registry,
         )
@@ -113,8 +113,23 @@ class ServiceMetrics:
                 self._label_counters[label].inc(int(count))
         observe_many(self.confidence, confidences)
 
+    def stages(self, protocol: str) -> ProtocolStages:
+        """``mnist_stage_seconds`` with the ``protocol`` label filled in."""
+        return ProtocolStages(self.stage_seconds, protocol)
+
     def reject(self, reason: str) -> None:
         self.rejected.labels(reason=reason).inc()
+
+
+class ProtocolStages:
+    """``.labels(stage=, endpoint=)`` of the stage histogram, for one protocol."""
+
+    def __init__(self, histogram: Any, protocol: str) -> None:
+        self._histogram = histogram
+        self._protocol = protocol
+
+    def labels(self, *, stage: str, endpoint: str) -> Any:
+        return self._histogram.labels(stage=stage, endpoint=endpoint, protocol=self._protocol)
 
 
 def observe_many(histogram: Any, values: np.ndarray) -> None:

@@ -43,7 +43,7 @@ from mnist_core.errors import (
     UnsupportedMedia,
 )
 
-from .errors import error_for_status, error_response
+from .errors import error_for_status, error_response, protocol_of, shaped
 from .worker import Worker
 
 log = logging.getLogger("mnist.service")
@@ -82,7 +82,7 @@ class HttpGuard:
         request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         outcome: dict[str, Any] = {"status": 0, "reason": None}
-        send = _wrap_send(send, worker, request_id, outcome)
+        send = _wrap_send(send, worker, request_id, outcome, protocol_of(scope["path"]))
         started = time.perf_counter()
         working = scope["method"] in BODY_METHODS and worker is not None
         admitted = False
@@ -140,7 +140,9 @@ class HttpGuard:
         return None
 
 
-def _wrap_send(send: Send, worker: Worker | None, request_id: str, outcome: dict[str, Any]) -> Send:
+def _wrap_send(
+    send: Send, worker: Worker | None, request_id: str, outcome: dict[str, Any], protocol: str
+) -> Send:
     held: Message | None = None
     chunks: list[bytes] = []
 
@@ -163,11 +165,11 @@ def _wrap_send(send: Send, worker: Worker | None, request_id: str, outcome: dict
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            body, rewritten = _error_object(held["status"], b"".join(chunks))
+            body, rewritten = _error_object(held["status"], b"".join(chunks), protocol)
             outcome["reason"] = body.get("reason")
             if rewritten and worker is not None and held["status"] < 500:
                 worker.metrics.reject(body["reason"])
-            payload = orjson.dumps(body)
+            payload = orjson.dumps(shaped(body, protocol))
             headers = [
                 (k, v)
                 for k, v in held.get("headers", [])
@@ -276,14 +278,18 @@ async def _read_body(
     return b"".join(chunks), None
 
 
-def _error_object(status: int, raw: bytes) -> tuple[dict[str, Any], bool]:
-    """Our error object for an error body, and whether it had to be rewritten."""
+def _error_object(status: int, raw: bytes, protocol: str) -> tuple[dict[str, Any], bool]:
+    """Our error object for an error body, and whether it had to be rewritten.
+
+    Under a standard protocol's prefix our handlers answer ``{"error": ...}`` alone."""
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         text = raw.decode("utf-8", "replace").strip() or f"HTTP {status}"
         return error_for_status(status, text).to_dict(), True
     if isinstance(parsed, dict) and "error" in parsed and "reason" in parsed:
+        return parsed, False
+    if protocol != "native" and isinstance(parsed, dict) and list(parsed) == ["error"]:
         return parsed, False
     if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
         parsed = parsed[0]  # BentoML's list-shaped bodies (upstream issue #4232)
@@ -325,7 +331,7 @@ async def _refuse(
     scope: Scope, receive: Receive, send: Send, error: MnistError, worker: Worker, *, close: bool
 ) -> None:
     """Answer ``error``; ``close`` the connection when the body may be left unread."""
-    response = error_response(error, worker.metrics.reject)
+    response = error_response(error, worker.metrics.reject, path=scope["path"])
     if close:
         response.headers["connection"] = "close"
     await response(scope, receive, send)

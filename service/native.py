@@ -131,7 +131,7 @@ async def answer(
     """Predict ``batch`` and answer with one prediction per image, in input order."""
     worker = worker_of(request)
     version, label = chosen_version(request)
-    stages = worker.metrics.stage_seconds
+    stages = worker.metrics.stages("native")
     decoded = time.perf_counter()
     stages.labels(stage="decode", endpoint=endpoint).observe(decoded - started)
     scored = await worker.predict(batch, version=version, label=label)

@@ -19,6 +19,8 @@ from mnist_core.modeldir import REPORT_FILES
 
 from .config import ServiceSettings
 from .demo import ASSETS
+from .openapi_protocols import SCHEMAS as PROTOCOL_SCHEMAS
+from .openapi_protocols import protocol_paths
 from .schemas import ErrorResponse, PredictResponse
 
 REF = "#/components/schemas/{model}"
@@ -421,9 +423,11 @@ def document(bentoml_spec: dict[str, Any], settings: ServiceSettings) -> dict[st
     paths.update(admin_paths())
     paths.update(page_paths())
     paths.update(task_paths(settings))
+    paths.update(protocol_paths(settings))
     if "/readyz" in paths:
         paths["/readyz"]["get"]["responses"]["503"] = _error("not ready, or shutting down")
     components = spec.setdefault("components", {})
     components.setdefault("schemas", {}).update(_schemas(PredictResponse, ErrorResponse))
+    components["schemas"].update(PROTOCOL_SCHEMAS)
     components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
     return spec
