@@ -60,8 +60,7 @@ def predict_labels(client: httpx.Client, url: str, pictures: Sequence[Picture]) 
     for start in range(0, len(pictures), CHUNK):
         chunk = pictures[start : start + CHUNK]
         files = [
-            ("images", (f"{p.style}-{p.index}", p.data, "application/octet-stream"))
-            for p in chunk
+            ("images", (f"{p.style}-{p.index}", p.data, "application/octet-stream")) for p in chunk
         ]
         response = client.post(f"{url}/predict_image", files=files)
         if response.status_code != 200:

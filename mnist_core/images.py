@@ -40,6 +40,8 @@ def to_mnist(data: bytes, *, max_pixels: int, index: int = 0) -> np.ndarray:
     """Image file bytes -> ``uint8 [28, 28]``, white digit on black, MNIST-style."""
     gray = grayscale(decode(data, max_pixels=max_pixels, index=index))
     return fit_and_centre(foreground(gray), index=index)
+
+
 def decode(data: bytes, *, max_pixels: int, index: int = 0) -> Image.Image:
     """The first frame of an image file, refusing bombs before decoding any pixels."""
     with warnings.catch_warnings():

@@ -34,7 +34,7 @@ MIN_PAPER = 16.0
 """Darker than this the paper gives no reliable scale; ink is measured against it then."""
 LABEL_SIDE = 160
 """Components are found on a copy of the mask at most about this many pixels a side."""
-LINE_RUN = 0.8
+LINE_RUN = 0.7
 """A run of ink this fraction of the picture's width (or height) long is a ruled line..."""
 LINE_THICKNESS = 0.04
 """...if it is at most this fraction of the picture thick where it runs."""
@@ -65,9 +65,7 @@ def shrunk(image: np.ndarray, side: int) -> np.ndarray:
     if factor <= 1:
         return image
     size = (max(1, round(width / factor)), max(1, round(height / factor)))
-    resized = Image.fromarray(image.astype(np.float32), mode="F").resize(
-        size, Image.Resampling.BOX
-    )
+    resized = Image.fromarray(image.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX)
     return np.asarray(resized, dtype=np.float32)
 
 
@@ -115,8 +113,11 @@ def without_lines(mask: np.ndarray) -> np.ndarray:
     thin = max(2, round(LINE_THICKNESS * max(height, width)))
     across = run_lengths(mask, axis=1)
     down = run_lengths(mask, axis=0)
-    lines = ((across >= LINE_RUN * width) & (down <= thin)) | (
-        (down >= LINE_RUN * height) & (across <= thin)
+    long_across = across >= LINE_RUN * width
+    long_down = down >= LINE_RUN * height
+    # Where two lines cross (a grid, a frame's corner) both runs are long.
+    lines = (
+        (long_across & (down <= thin)) | (long_down & (across <= thin)) | (long_across & long_down)
     )
     return mask & ~lines
 
