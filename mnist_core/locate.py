@@ -119,7 +119,8 @@ def without_lines(mask: np.ndarray) -> np.ndarray:
     lines = (
         (long_across & (down <= thin)) | (long_down & (across <= thin)) | (long_across & long_down)
     )
-    return mask & ~lines
+    kept: np.ndarray = mask & ~lines
+    return kept
 
 
 def digit_mask(ink: np.ndarray, cut: float | int) -> np.ndarray | None:

@@ -78,7 +78,7 @@ def run_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
     ids = np.cumsum(starts.ravel()).reshape(m.shape) * m
     counts = np.bincount(ids.ravel())
     counts[0] = 0
-    lengths = counts[ids]
+    lengths: np.ndarray = counts[ids]
     return lengths if axis == 1 else lengths.T
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from server import REPO
 
 nbformat = pytest.importorskip("nbformat")

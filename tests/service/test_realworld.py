@@ -1,4 +1,4 @@
-"""``POST /predict_image`` on MNIST test digits drawn as real pictures (load.realworld).
+"""``POST /predict_image`` on MNIST test digits drawn as real pictures (harness.realworld).
 
 Every style must reach 0.95 accuracy and their mean 0.97, through the real server and
 its real preprocessing. The table is printed (``pytest -s`` shows it); the full-size
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from load.realworld import STYLES, render
-from load.realworld_report import score, table
+from harness.realworld import STYLES, render
+from harness.realworld_scores import score, table
 
 PER_STYLE = 100
 """Enough to tell 0.95 from 0.90 on every style, while the module stays under a minute."""

@@ -89,7 +89,8 @@ def paper(height: int, width: int, colour: Rgb) -> np.ndarray:
 def ink_on(background: np.ndarray, ink: np.ndarray, colour: Rgb) -> np.ndarray:
     """Ink of ``colour`` laid on an RGB ``background`` with coverage ``ink``."""
     cover = ink[..., None]
-    return background * (1.0 - cover) + np.array(colour, np.float32) * cover
+    laid: np.ndarray = background * (1.0 - cover) + np.array(colour, np.float32) * cover
+    return laid
 
 
 def to_bytes(pixels: np.ndarray, fmt: str = "PNG", **options: object) -> bytes:
