@@ -159,5 +159,5 @@ def test_real_world_steps_find_the_digit_on_ruled_shadowed_paper() -> None:
     page[60:260, 130:160] = 40.0
     result = to_mnist(encode(Image.fromarray(page.astype(np.uint8))), max_pixels=LIMIT)
     assert_mnist_like(result)
-    rows, cols = np.nonzero(result > 127)
+    cols = np.nonzero((result > 127).any(axis=0))[0]
     assert cols.max() - cols.min() + 1 <= 6  # the bar, not the lines
