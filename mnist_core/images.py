@@ -3,7 +3,7 @@
 MNIST digits are white on black, normalised to fit a 20x20 box (keeping their aspect
 ratio) and centred by centre of mass in a 28x28 field. :func:`to_mnist` does the same
 to an uploaded PNG, JPEG, BMP or GIF (first frame) of any size in mode L, RGB, RGBA or
-P: grayscale, find the ink against the local paper and the digit among the ink
+P: grayscale, find the ink against the paper and the digit among the ink
 (:mod:`mnist_core.locate`), crop to it, bring its strokes to MNIST's width, fit, centre.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .errors import InputError, PayloadTooLarge
-from .locate import denoise, digit_mask, ink_level, threshold
+from .locate import digit_mask, ink_level, levels, threshold
 from .morphology import running
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
@@ -93,11 +93,9 @@ def foreground(gray: np.ndarray) -> np.ndarray:
     if float(gray.max() - gray.min()) < MIN_CONTRAST:
         return np.zeros_like(gray)
     ink = ink_level(gray)
-    # The mask is found on a blurred copy (noise and JPEG blocks averaged away); the
-    # levels come from the sharp one, so a small digit keeps its shape.
-    smooth = denoise(ink)
-    cut = threshold(smooth)
-    mask = digit_mask(smooth, cut)
+    coarse = levels(ink)
+    cut = threshold(coarse)
+    mask = digit_mask(coarse, cut)
     if mask is None or not mask.any():
         return np.zeros_like(gray)
     # Keep the soft edge just outside the mask, and stretch so the strokes' core is full

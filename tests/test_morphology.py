@@ -104,15 +104,11 @@ def test_a_lone_edge_to_edge_stroke_is_not_taken_for_a_line() -> None:
     assert mask is not None and mask[1:27, 13:15].all()
 
 
-def test_ink_is_relative_to_the_local_paper() -> None:
-    # Dark ink on paper whose left half is in shadow: the same stroke on both halves.
-    paper = np.full((60, 120), 230.0, np.float32)
-    paper[:, :60] *= 0.6
-    page = paper.copy()
-    page[20:40, 25:30] *= 0.2
-    page[20:40, 85:90] *= 0.2
+def test_ink_is_relative_to_the_paper() -> None:
+    # Dark ink on grey paper: the darkening relative to the paper, whichever the polarity.
+    page = np.full((60, 120), 200.0, np.float32)
+    page[20:40, 25:30] = 40.0
     ink = ink_level(page)
-    assert abs(float(ink[30, 27]) - float(ink[30, 87])) < 0.05
-    assert float(ink[5, 5]) < 0.05 and float(ink[5, 100]) < 0.05
+    assert float(ink[30, 27]) == pytest.approx(0.8) and float(ink[5, 5]) == 0.0
     # Light strokes on a dark background are found the same way.
     np.testing.assert_allclose(ink_level(255.0 - page), ink, atol=1e-5)
