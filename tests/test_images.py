@@ -149,3 +149,15 @@ def test_steps_individually() -> None:
     assert ink.max() == 255 and ink[0, 0] == 0
     centred = fit_and_centre(ink)
     assert_mnist_like(centred)
+
+
+def test_real_world_steps_find_the_digit_on_ruled_shadowed_paper() -> None:
+    # A dark bar on ruled paper, half of it in shadow: the result is the bar alone.
+    page = np.full((300, 300), 235.0, np.float32)
+    page[::30, :] = 180.0
+    page[:, :150] *= 0.65
+    page[60:260, 130:160] = 40.0
+    result = to_mnist(encode(Image.fromarray(page.astype(np.uint8))), max_pixels=LIMIT)
+    assert_mnist_like(result)
+    cols = np.nonzero((result > 127).any(axis=0))[0]
+    assert cols.max() - cols.min() + 1 <= 6  # the bar, not the lines
