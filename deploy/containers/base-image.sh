@@ -29,6 +29,6 @@ debootstrap --variant=minbase \
 # What an image does not need: the package caches and lists debootstrap leaves behind.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* \
   "$root"/usr/share/man/* "$root"/usr/share/locale/*
-tar -C "$root" -c . | "$ENGINE" import \
+tar -C "$root" -c . | "$ENGINE" import --quiet \
   --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' - "$IMAGE" >/dev/null
 echo "base image $IMAGE: $("$ENGINE" run --rm "$IMAGE" python --version 2>&1)"

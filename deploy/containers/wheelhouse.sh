@@ -25,6 +25,14 @@ print(*project["project"]["dependencies"], sep="\n")
 print(*project["project"]["optional-dependencies"]["load"], sep="\n")
 print(*project["build-system"]["requires"], sep="\n")
 PY
+# pip resolves again even when every wheel is there (minutes for this tree): skip when
+# the last complete download was for the same requirements and pins.
+stamp="$(cat "$requirements" constraints.txt | sha256sum | cut -d' ' -f1)"
+if [ "$(cat wheelhouse/.complete 2>/dev/null)" = "$stamp" ]; then
+  echo "wheelhouse: up to date ($(find wheelhouse -name '*.whl' | wc -l) wheels)"
+  exit 0
+fi
 "$PYTHON" -m pip download --quiet --only-binary=:all: --dest wheelhouse \
   -c constraints.txt -r "$requirements"
+echo "$stamp" >wheelhouse/.complete
 echo "wheelhouse: $(find wheelhouse -name '*.whl' | wc -l) wheels, $(du -sh wheelhouse | cut -f1)"
