@@ -38,6 +38,9 @@ COPY load ./load
 COPY harness ./harness
 RUN --mount=type=bind,source=wheelhouse,target=/wheelhouse \
     pip install --no-deps -c constraints.txt .
+# TensorFlow's C++ headers (430 MB of its 1.9 GB) are for building extensions, not for
+# running: without them the serving image is a fifth smaller.
+RUN rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
 
 # The load extra (Locust, aiohttp, matplotlib) on top, for the `load` image only: the
 # serving image does not carry it.

@@ -69,7 +69,7 @@ ifdef OFFLINE
 	ENGINE=$(ENGINE) deploy/containers/base-image.sh $(PYTHON_IMAGE)
 	PYTHON=$(PYTHON) deploy/containers/wheelhouse.sh
 endif
-	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) --target $(TARGET) \
+	$(ENGINE) build $(if $(findstring podman,$(notdir $(ENGINE))),--format docker) --target $(TARGET) \
 		--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) $(if $(OFFLINE),--build-arg PIP_NO_INDEX=1) \
 		-t $(IMAGE) .
 

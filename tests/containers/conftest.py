@@ -65,4 +65,3 @@ def models_volume(podman: Podman) -> Iterator[str]:
         yield name
     finally:
         podman.run("volume", "rm", "--force", name)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -59,7 +60,7 @@ class Podman:
         return subprocess.run(
             ["make", "--no-print-directory", "image", "OFFLINE=1", f"IMAGE={image}"],
             cwd=REPO,
-            env={**_environ(), "ENGINE": self.path},
+            env={**os.environ, "ENGINE": self.path},
             capture_output=True,
             text=True,
             timeout=1500,
@@ -68,12 +69,6 @@ class Podman:
 
     def remove(self, container: str) -> None:
         self.run("rm", "--force", "--time", "0", container, timeout=60)
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def free_port() -> int:
