@@ -8,10 +8,8 @@ is a failure, not a skip.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from engine import Podman
@@ -46,14 +44,6 @@ def build_log(podman: Podman) -> str:
 @pytest.fixture(scope="session")
 def image(build_log: str) -> str:
     return IMAGE
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    value = os.environ.get("MNIST_DATA_DIR")
-    if not value:
-        pytest.fail("MNIST_DATA_DIR must point at the MNIST IDX files (see README)")
-    return Path(value).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -78,18 +78,20 @@ def test_image_builds_offline_from_the_dockerfile(podman: Podman, build_log: str
 
     assert f"--build-arg PYTHON_IMAGE={BASE_IMAGE}" in build_log
     assert "--build-arg PIP_NO_INDEX=1" in build_log
-    config = podman.inspect("image", IMAGE)["Config"]
+    inspected = podman.inspect("image", IMAGE)
+    config = inspected["Config"]
     assert config["User"] == "10001:10001"
     assert config["Cmd"] == ["mnist-serve"]
     assert "3000/tcp" in config["ExposedPorts"]
     # Kept only in the docker format (make image passes --format docker to podman).
-    assert "/readyz" in " ".join(config["Healthcheck"]["Test"])
+    assert "/readyz" in " ".join(inspected["Healthcheck"]["Test"])
     print(f"\n{build_log.strip().splitlines()[-1]}")
 
 
 def test_trainer_trains_once_into_the_volume(
-    podman: Podman, image: str, models_volume: str, data_dir: Path
+    podman: Podman, image: str, models_volume: str, mnist_data_dir: Path
 ) -> None:
+    data_dir = mnist_data_dir.resolve()
     started = time.monotonic()
     first = run_trainer(podman, image, models_volume, data_dir)
     trained_s = time.monotonic() - started
