@@ -77,6 +77,9 @@ FROM runtime AS serve
 COPY --from=build /opt/venv /opt/venv
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
+# BentoML creates its home (default ~/bentoml) at startup; under /tmp, a root filesystem
+# mounted read-only needs only /tmp writable.
+ENV BENTOML_HOME=/tmp/bentoml
 EXPOSE 3000
 
 # /readyz answers 200 only once the model is loaded and warmed; urlopen raises otherwise.
