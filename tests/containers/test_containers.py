@@ -22,6 +22,7 @@ import psutil
 import pytest
 import yaml
 from engine import REPO, Podman, free_port, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.containers
 
@@ -212,6 +213,17 @@ def test_a_version_published_into_the_volume_is_picked_up(
     print(f"\nversion 2 served {picked_up_s:.1f} s after it was published")
 
 
+def predicts_in_progress(api: Api) -> float:
+    text = httpx.get(f"{api.url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "bentoml_service_request_in_progress"
+        and sample.labels.get("endpoint") == "/predict"
+    )
+
+
 def test_podman_stop_lets_requests_in_flight_finish_and_exits_0(
     podman: Podman, api: Api, mnist_test_set: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -227,8 +239,8 @@ def test_podman_stop_lets_requests_in_flight_finish_and_exits_0(
     senders = [threading.Thread(target=send) for _ in range(4)]
     for sender in senders:
         sender.start()
-    # Each model call takes CALL_DELAY_MS: after a third of it every request is in flight.
-    time.sleep(CALL_DELAY_MS / 3000)
+    # Each model call takes CALL_DELAY_MS: stop once the service counts all four in flight.
+    assert wait_for(lambda: predicts_in_progress(api) == 4, timeout=30, interval=0.1)
     stopping = time.monotonic()
     stop = podman.run("stop", "--time", str(GRACE_S + 10), api.name, timeout=GRACE_S + 60)
     stopped_s = time.monotonic() - stopping
