@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PYTHON="${PYTHON:-python3.11}"
-mkdir -p wheelhouse
+# Downloaded once per machine into a cache outside the checkout, then hard-linked into
+# ./wheelhouse (the build context), so a fresh clone (CI) does not download 650 MB again.
+CACHE="${WHEELHOUSE_CACHE:-$HOME/.cache/mnist-serving/wheelhouse}"
+mkdir -p wheelhouse "$CACHE"
 requirements="$(mktemp)"
 trap 'rm -f "$requirements"' EXIT
 # The image's pins: the serving dependencies, the load extra (the Locust image) and the
@@ -28,11 +31,11 @@ PY
 # pip resolves again even when every wheel is there (minutes for this tree): skip when
 # the last complete download was for the same requirements and pins.
 stamp="$(cat "$requirements" constraints.txt | sha256sum | cut -d' ' -f1)"
-if [ "$(cat wheelhouse/.complete 2>/dev/null)" = "$stamp" ]; then
-  echo "wheelhouse: up to date ($(find wheelhouse -name '*.whl' | wc -l) wheels)"
-  exit 0
+if [ "$(cat "$CACHE/.complete" 2>/dev/null)" != "$stamp" ]; then
+  "$PYTHON" -m pip download --quiet --only-binary=:all: --dest "$CACHE" \
+    -c constraints.txt -r "$requirements"
+  echo "$stamp" >"$CACHE/.complete"
 fi
-"$PYTHON" -m pip download --quiet --only-binary=:all: --dest wheelhouse \
-  -c constraints.txt -r "$requirements"
-echo "$stamp" >wheelhouse/.complete
+# Hard links where the cache is on the same file system, copies otherwise.
+cp -lf "$CACHE"/*.whl wheelhouse/ 2>/dev/null || cp -f "$CACHE"/*.whl wheelhouse/
 echo "wheelhouse: $(find wheelhouse -name '*.whl' | wc -l) wheels, $(du -sh wheelhouse | cut -f1)"
