@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MODEL_DIR ?= models/mnist
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup serve train test lint format load capacity bench bench-protocols clean
+.PHONY: setup serve train test lint format load capacity bench bench-protocols clean image test-containers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,28 @@ bench: setup
 bench-protocols: setup
 	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.bench_protocols --model-dir $(MODEL_DIR) $(BENCH_ARGS)
+
+# The image (see README, Containers), with podman where it is installed, else docker.
+# OFFLINE=1 builds without a registry or package index: a Debian bookworm stand-in base
+# (deploy/containers/base-image.sh) and ./wheelhouse (deploy/containers/wheelhouse.sh).
+# TARGET=load IMAGE=mnist-serving-load:latest builds the Locust image.
+ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE ?= mnist-serving:latest
+TARGET ?= serve
+PYTHON_IMAGE ?= $(if $(OFFLINE),localhost/mnist-base:bookworm,python:3.11-slim-bookworm)
+image:
+ifdef OFFLINE
+	ENGINE=$(ENGINE) deploy/containers/base-image.sh $(PYTHON_IMAGE)
+	PYTHON=$(PYTHON) deploy/containers/wheelhouse.sh
+endif
+	$(ENGINE) build $(if $(findstring podman,$(notdir $(ENGINE))),--format docker) --target $(TARGET) \
+		--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) $(if $(OFFLINE),--build-arg PIP_NO_INDEX=1) \
+		-t $(IMAGE) .
+
+# The container tests (tests/containers, marked `containers`; `make test` skips them):
+# build the image offline, train into a volume, serve from it read-only, stop it.
+test-containers: setup
+	$(BIN)/pytest -m containers tests/containers $(PYTEST_ARGS)
 
 format: setup
 	$(BIN)/ruff format .
