@@ -4,7 +4,10 @@ Starts the service (or the constant-answer server, ``--constant``), runs the clo
 load generator at ``--concurrency`` clients while ``py-spy`` samples each worker process
 (without pausing it), then sorts every sample into one stage by the frames on its stack
 (the most specific stage named in :data:`STAGES` wins) and splits the server's measured
-CPU time per request in proportion. py-spy is a profiling tool, not a dependency:
+CPU time per request in proportion. py-spy samples threads that are runnable, so on a
+machine short of cores the shares lean towards code that waits for one; the total per
+request is the server's real CPU time, read from ``/proc``. py-spy is a profiling tool,
+not a dependency:
 ``pip install py-spy`` into the environment first.
 
 Run: ``python -m load.profile_stages --model-dir models/mnist --seconds 10``; prints a
@@ -33,28 +36,41 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("JSON decode and checks", ("service/decoding.py", "mnist_core/validation.py")),
     ("batcher and thread hand-off", ("service/batching.py", "concurrent/futures", "threading.py")),
     ("worker (version lease, timeout)", ("service/worker.py", "service/repository.py")),
-    ("answer (JSON encode)", ("service/native.py", "service/errors.py")),
+    ("answer (JSON encode)", ("service/native.py",)),
     ("our middleware", ("service/middleware.py",)),
     ("HTTP stack (uvicorn, Starlette, BentoML, event loop)", ()),
 )
 """Stage names and the file fragments whose frames mark them, most specific first."""
 
 
-def classify(stack: str) -> str:
+IDLE_LEAVES = ("_worker (concurrent/futures/thread.py:81)",)
+"""Innermost frames of a thread that waits for work: sampled as active only while the
+thread, just woken, waits for a core (on a busy machine). Left out of the shares."""
+
+
+def classify(stack: str) -> str | None:
+    if stack.endswith(IDLE_LEAVES):
+        return None
     for name, markers in STAGES:
         if any(marker in stack for marker in markers):
             return name
     return STAGES[-1][0]
 
 
-def stage_samples(raw_files: list[Path]) -> Counter[str]:
-    """Samples per stage from py-spy's ``--format raw`` (collapsed stacks) files."""
+def stage_samples(raw_files: list[Path], leaves: Counter[str] | None = None) -> Counter[str]:
+    """Samples per stage from py-spy's ``--format raw`` (collapsed stacks) files; ``leaves``
+    collects samples per (stage, innermost three frames) for ``--top``."""
     counts: Counter[str] = Counter()
     for path in raw_files:
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
             if stack and count.isdigit():
-                counts[classify(stack)] += int(count)
+                stage = classify(stack)
+                if stage is None:
+                    continue
+                counts[stage] += int(count)
+                if leaves is not None:
+                    leaves[stage + " <- " + ";".join(stack.split(";")[-3:])] += int(count)
     return counts
 
 
@@ -90,7 +106,8 @@ def profile(server: Server, args: argparse.Namespace, work: Path) -> dict[str, A
     for process in spies:
         process.wait(timeout=duration + 30)
     result: dict[str, Any] = json.loads(load.stdout.strip().splitlines()[-1])
-    samples = stage_samples([out for out in outputs if out.exists()])
+    leaves: Counter[str] = Counter()
+    samples = stage_samples([out for out in outputs if out.exists()], leaves)
     total = sum(samples.values()) or 1
     cpu_ms = result["server_cpu"] * result["seconds"] * 1000 / max(result["requests"], 1)
     return {
@@ -100,6 +117,7 @@ def profile(server: Server, args: argparse.Namespace, work: Path) -> dict[str, A
         "workers": len(workers),
         "samples": total,
         "stages_ms": {name: cpu_ms * samples[name] / total for name, _ in STAGES},
+        "top_stacks": [(stack, n / total) for stack, n in leaves.most_common(args.top)],
     }
 
 
@@ -129,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--min-worker-mb", type=float, default=100.0)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--top", type=int, default=0, help="also list the N busiest stacks")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="mnist-profile-"))
     try:
@@ -148,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(markdown(figures))
+    for stack, share in figures["top_stacks"]:
+        print(f"{share:6.1%}  {stack}")
     if args.json:
         print(json.dumps(figures))
     return 0

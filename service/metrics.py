@@ -102,12 +102,33 @@ class ServiceMetrics:
             registry=registry,
         )
         self._label_counters = [self.predictions.labels(label=str(d)) for d in range(10)]
+        self._stages: dict[tuple[str, str], Any] = {}
+        self._versions: dict[int, Any] = {}
+
+    def stage(self, stage: str, endpoint: str) -> Any:
+        """The ``stage_seconds`` child of (stage, endpoint), looked up once per worker."""
+        child = self._stages.get((stage, endpoint))
+        if child is None:
+            child = self._stages[(stage, endpoint)] = self.stage_seconds.labels(
+                stage=stage, endpoint=endpoint
+            )
+        return child
+
+    def version_answered(self, version: int) -> None:
+        child = self._versions.get(version)
+        if child is None:
+            child = self._versions[version] = self.version_requests.labels(version=str(version))
+        child.inc()
 
     def observe_call(self, images: int, seconds: float) -> None:
         self.batch_images.observe(images)
         self.compute_seconds.observe(seconds)
 
     def observe_predictions(self, labels: np.ndarray, confidences: np.ndarray) -> None:
+        if len(labels) == 1:  # most requests: NumPy's bulk path costs more than it saves
+            self._label_counters[int(labels[0])].inc()
+            self.confidence.observe(float(confidences[0]))
+            return
         for label, count in enumerate(np.bincount(labels, minlength=10)):
             if count:
                 self._label_counters[label].inc(int(count))
