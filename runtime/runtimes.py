@@ -19,7 +19,6 @@ from mnist_core.modeldir import ModelInfo
 from . import savedmodel
 
 RUNTIMES = ("signature", "litert")
-CHECK_RANDOM_IMAGES = 1024
 
 
 @dataclass(frozen=True)
@@ -31,21 +30,19 @@ class Loaded:
     fallback: str | None = None
 
 
-def check_images(data_dir: str | Path | None = None) -> np.ndarray:
-    """The images a derived runtime must agree on: the MNIST test set when ``data_dir``
-    holds it, else the known images and fixed noise and strokes."""
-    if data_dir is not None:
-        from mnist_core.dataset import load_dir
+def check_images(data_dir: str | Path | None) -> np.ndarray | None:
+    """The MNIST test images in ``data_dir``, which a derived runtime must agree on; None
+    when they are not there. (Synthetic images are not enough: LiteRT agreed within 1e-6
+    on noise and strokes and not on 4 of the 100,000 test probabilities.)"""
+    if data_dir is None:
+        return None
+    from mnist_core.dataset import load_dir
 
-        try:
-            _, (images, _) = load_dir(data_dir)
-            return np.ascontiguousarray(images)
-        except Exception:  # no test set there: the synthetic set below still checks
-            pass
-    rng = np.random.default_rng(15)
-    noise = rng.integers(0, 256, (CHECK_RANDOM_IMAGES, 28, 28), dtype=np.uint8)
-    noise[rng.random((CHECK_RANDOM_IMAGES, 28, 28)) < 0.8] = 0  # sparse, like strokes
-    return np.concatenate([savedmodel.known_images(), noise])
+    try:
+        _, (images, _) = load_dir(data_dir)
+    except Exception:  # any unreadable data directory: nothing to check on
+        return None
+    return np.ascontiguousarray(images)
 
 
 def load_runtime(
@@ -63,7 +60,10 @@ def load_runtime(
         return Loaded(reference, "signature")
     from . import litert
 
-    derived, problem = litert.derive(reference, check_images(data_dir), threads=threads)
+    images = check_images(data_dir)
+    if images is None:
+        return Loaded(reference, "signature", fallback=f"no MNIST test images in {data_dir}")
+    derived, problem = litert.derive(reference, images, threads=threads)
     if derived is None:
         return Loaded(reference, "signature", fallback=problem)
     return Loaded(derived, "litert")

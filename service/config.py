@@ -60,7 +60,7 @@ class ServiceSettings(BaseSettings):
 
     data_dir: Path | None = None
     """MNIST IDX files; with ``runtime=litert`` the derived model is checked on their test
-    images (without them, on fixed synthetic ones)."""
+    images (without them it is not used)."""
 
     max_batch_images: int = Field(default=1024, ge=1, le=65536)
     """Most images one model call may take; requests are merged or split to respect it."""

@@ -181,3 +181,9 @@ def test_the_live_server_agrees_on_every_body_and_batch_size(
 ) -> None:
     outputs = asyncio.run(_served(service_url, mnist_test_set[0], size, kind))
     assert_agrees(outputs, reference, f"HTTP {kind} at {size} images a request")
+
+
+def test_without_test_images_the_derived_runtime_is_not_used(trained_model_root: Path) -> None:
+    loaded = runtimes.load_runtime(trained_model_root, runtime="litert", data_dir=None)
+    assert loaded.runtime == "signature"
+    assert loaded.fallback is not None and "no MNIST test images" in loaded.fallback
