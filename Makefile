@@ -54,15 +54,17 @@ soak: setup
 	@if [ -z "$(URL)" ] && ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.soak --model-dir $(MODEL_DIR) $(if $(URL),--url $(URL)) $(SOAK_ARGS)
 
-# The benchmark harness: writes reports/bench.md and reports/bench.json.
+# The benchmark harness: writes reports/bench.md and reports/bench.json, then measures the
+# standard protocols against the native paths (BENCH_PROTOCOLS_ARGS).
 bench: setup
 	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.bench --model-dir $(MODEL_DIR) $(BENCH_ARGS)
+	$(BIN)/python -m load.bench_protocols --model-dir $(MODEL_DIR) $(BENCH_PROTOCOLS_ARGS)
 
 # The standard protocols (V2, binary and JSON) against the native paths they stand in for.
 bench-protocols: setup
 	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
-	$(BIN)/python -m load.bench_protocols --model-dir $(MODEL_DIR) $(BENCH_ARGS)
+	$(BIN)/python -m load.bench_protocols --model-dir $(MODEL_DIR) $(BENCH_PROTOCOLS_ARGS)
 
 # The image (see README, Containers), with podman where it is installed, else docker.
 # OFFLINE=1 builds without a registry or package index: a Debian bookworm stand-in base

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.launch import Server, free_port, running_service, start, stop
-from harness.procfs import tree_rss
+from harness.procfs import tree_rss, worker_rss_mb
+from load import histogram
 from load.report import Plan, render_markdown, targets
 from mnist_core.modeldir import latest_version_dir
 
@@ -33,6 +34,12 @@ MB = 1024 * 1024
 def constant_command(port: int, workers: int) -> list[str]:
     """The constant-answer server of :mod:`load.constant_service` (imports BentoML: a child)."""
     module = "load.constant_service"
+    return [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
+
+
+def stock_command(port: int, workers: int) -> list[str]:
+    """The stock-BentoML peer of :mod:`load.stock_service` (its model: ``MNIST_STOCK_MODEL``)."""
+    module = "load.stock_service"
     return [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
 
 
@@ -87,7 +94,10 @@ def load_window(server: Server, plan: Plan, kind: str, concurrency: int) -> dict
 def memory(server: Server, workers: int) -> dict[str, Any]:
     rss = tree_rss(server.pid)
     total = sum(rss.values())
+    workers_mb = sorted(worker_rss_mb(server.pid).values(), reverse=True)
     return {
+        "worker_mb": workers_mb,
+        "median_worker_mb": workers_mb[len(workers_mb) // 2] if workers_mb else 0.0,
         "processes": len(rss),
         "total_mb": total / MB,
         "per_worker_mb": total / MB / workers,
@@ -110,6 +120,25 @@ def constant_server(plan: Plan, log_dir: Path) -> Iterator[Server]:
         stop(server)
 
 
+@contextmanager
+def stock_server(plan: Plan, model_dir: Path, log_dir: Path) -> Iterator[Server]:
+    version_dir = latest_version_dir(model_dir)
+    port = free_port()
+    server = start(
+        stock_command(port, plan.workers),
+        port=port,
+        env={"MNIST_STOCK_MODEL": str(version_dir), "TF_CPP_MIN_LOG_LEVEL": "2"},
+        log_path=log_dir / "bench-stock-server.log",
+    )
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
+BATCH_HISTOGRAM = "mnist_batch_images"
+
+
 def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     print("  model in process", flush=True)
@@ -127,6 +156,15 @@ def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
     with constant_server(plan, log_dir) as server:
         out["constant"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
 
+    print("  stock BentoML peer", flush=True)
+    with stock_server(plan, model_dir, log_dir) as server:
+        stock: dict[str, Any] = {"serving_s": server.serving_seconds}
+        stock["single"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
+        stock["json"] = load_window(server, plan, "json", plan.batch_concurrency)
+        stock["npy"] = load_window(server, plan, "npy", plan.batch_concurrency)
+        stock["memory_loaded"] = memory(server, plan.workers)
+        out["stock"] = stock
+
     print("  service", flush=True)
     env = {"MNIST_WORKERS": str(plan.workers)}
     log_path = log_dir / "bench-server.log"
@@ -139,7 +177,12 @@ def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
             *("--seconds", "1", "--warmup", "0"),
         )
         out["memory_warm"] = memory(server, plan.workers)
-        out["single"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
+        out["single"] = {}
+        for c in plan.concurrency:
+            before = histogram.scrape(server.url, BATCH_HISTOGRAM)
+            out["single"][str(c)] = load_window(server, plan, "single", c)
+            calls = histogram.window(before, histogram.scrape(server.url, BATCH_HISTOGRAM))
+            out["single"][str(c)]["batch_histogram"] = calls
         out["json"] = load_window(server, plan, "json", plan.batch_concurrency)
         out["npy"] = load_window(server, plan, "npy", plan.batch_concurrency)
         out["memory_loaded"] = memory(server, plan.workers)

@@ -90,7 +90,9 @@ async def _client(
         if problem is None and status != 200:
             problem = f"HTTP {status}: {body[:120]!r}"
         if problem is None:
-            count = len(orjson.loads(body).get("predictions", ()))
+            answer = orjson.loads(body)
+            # Our service answers {"predictions": [...]}; the stock peer a bare list.
+            count = len(answer if isinstance(answer, list) else answer.get("predictions", ()))
             if count != len(payload.labels):
                 problem = f"{count} predictions for {len(payload.labels)} images"
         if sent < start:

@@ -4,7 +4,8 @@ Requests put their validated ``uint8 [n, 28, 28]`` arrays on a queue and wait. W
 the model is idle, one drain task takes everything queued for the same model version, up
 to ``max_images`` images, and runs one model call in a dedicated thread (TensorFlow
 releases the GIL, so the event loop keeps accepting and decoding requests meanwhile;
-those form the next call). A
+those form the next call); a call of at most ``inline_images`` images runs on the event
+loop itself, which saves the two thread hand-offs that cost more than such a call. A
 request larger than ``max_images`` is split into chunks first, so no call ever exceeds
 the limit, and its answer is put back together in order. Requests for different model
 versions share the queue and the thread but never a call: a call takes consecutive
@@ -56,6 +57,7 @@ class Batcher:
         observe: CallObserver | None = None,
         call_delay_s: float = 0.0,
         max_queue_images: int | None = None,
+        inline_images: int = 0,
     ) -> None:
         if max_images < 1:
             raise ValueError("max_images must be at least 1")
@@ -65,6 +67,7 @@ class Batcher:
         self._max_images = max_images
         self._observe = observe
         self._call_delay_s = call_delay_s
+        self._inline_images = 0 if call_delay_s else inline_images
         self._queue: deque[_Job] = deque()
         self._drain_task: asyncio.Task[None] | None = None
         # One thread: model calls run one at a time, which is what makes them merge.
@@ -102,9 +105,9 @@ class Batcher:
         self._queue.extend(jobs)
         if self._drain_task is None or self._drain_task.done():
             self._drain_task = loop.create_task(self._drain())
+        if len(jobs) == 1:  # most requests: no gathering future and its callbacks
+            return await jobs[0].future
         results = await asyncio.gather(*(job.future for job in jobs))
-        if len(results) == 1:
-            return results[0]
         return (
             np.concatenate([probabilities for probabilities, _ in results]),
             np.concatenate([labels for _, labels in results]),
@@ -138,9 +141,15 @@ class Batcher:
                 jobs[0].images if len(jobs) == 1 else np.concatenate([job.images for job in jobs])
             )
             try:
-                probabilities, labels = await loop.run_in_executor(
-                    self._executor, self._call, jobs[0].model, images
-                )
+                if len(images) <= self._inline_images:
+                    # A small call costs less than handing it to the model thread and
+                    # back, and holds the GIL for most of its time anyway. Requests that
+                    # arrive meanwhile queue up and form the next call.
+                    probabilities, labels = self._call(jobs[0].model, images)
+                else:
+                    probabilities, labels = await loop.run_in_executor(
+                        self._executor, self._call, jobs[0].model, images
+                    )
             except Exception as exc:
                 for job in jobs:
                     if not job.future.done():

@@ -50,6 +50,18 @@ class ServiceSettings(BaseSettings):
     tf_threads: int = Field(default=1, ge=1, le=64)
     """TensorFlow threads per worker (one is fastest with one worker per core)."""
 
+    inline_batch_images: int = Field(default=16, ge=0, le=65536)
+    """Model calls of at most this many images run on the worker's event loop rather than
+    in its model thread (0: always the thread)."""
+
+    runtime: Literal["signature", "litert"] = "signature"
+    """``signature`` (the SavedModel's), or ``litert``: a LiteRT model derived at load and
+    used only if it agrees with the signature (labels, probabilities within 1e-6)."""
+
+    data_dir: Path | None = None
+    """MNIST IDX files; with ``runtime=litert`` the derived model is checked on their test
+    images (without them it is not used)."""
+
     max_batch_images: int = Field(default=1024, ge=1, le=65536)
     """Most images one model call may take; requests are merged or split to respect it."""
 

@@ -78,12 +78,18 @@ async def form_files(request: Request, field: str) -> RawFiles:
     return RawFiles(files)
 
 
+SMALL_JSON_BYTES = 4096
+"""Up to this size (one image is about 2 KB) orjson and NumPy read a body faster than the
+byte-level reader, whose fixed cost only pays off over many images."""
+
+
 def json_images(body: bytes, *, max_images: int) -> np.ndarray:
     """``{"images": [...]}`` as a batch."""
-    batch = fast_json_images(body)
-    if batch is not None:
-        check_count(len(batch), max_images)
-        return batch
+    if len(body) > SMALL_JSON_BYTES:
+        batch = fast_json_images(body)
+        if batch is not None:
+            check_count(len(batch), max_images)
+            return batch
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:

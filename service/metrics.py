@@ -102,12 +102,34 @@ class ServiceMetrics:
             registry=registry,
         )
         self._label_counters = [self.predictions.labels(label=str(d)) for d in range(10)]
+        self._stages: dict[tuple[str, str, str], Any] = {}
+        self._versions: dict[int, Any] = {}
+
+    def stage(self, stage: str, endpoint: str, protocol: str = "native") -> Any:
+        """The ``stage_seconds`` child of (stage, endpoint, protocol), looked up once."""
+        key = (stage, endpoint, protocol)
+        child = self._stages.get(key)
+        if child is None:
+            child = self._stages[key] = self.stage_seconds.labels(
+                stage=stage, endpoint=endpoint, protocol=protocol
+            )
+        return child
+
+    def version_answered(self, version: int) -> None:
+        child = self._versions.get(version)
+        if child is None:
+            child = self._versions[version] = self.version_requests.labels(version=str(version))
+        child.inc()
 
     def observe_call(self, images: int, seconds: float) -> None:
         self.batch_images.observe(images)
         self.compute_seconds.observe(seconds)
 
     def observe_predictions(self, labels: np.ndarray, confidences: np.ndarray) -> None:
+        if len(labels) == 1:  # most requests: NumPy's bulk path costs more than it saves
+            self._label_counters[int(labels[0])].inc()
+            self.confidence.observe(float(confidences[0]))
+            return
         for label, count in enumerate(np.bincount(labels, minlength=10)):
             if count:
                 self._label_counters[label].inc(int(count))
@@ -115,7 +137,7 @@ class ServiceMetrics:
 
     def stages(self, protocol: str) -> ProtocolStages:
         """``mnist_stage_seconds`` with the ``protocol`` label filled in."""
-        return ProtocolStages(self.stage_seconds, protocol)
+        return ProtocolStages(self, protocol)
 
     def reject(self, reason: str) -> None:
         self.rejected.labels(reason=reason).inc()
@@ -124,12 +146,12 @@ class ServiceMetrics:
 class ProtocolStages:
     """``.labels(stage=, endpoint=)`` of the stage histogram, for one protocol."""
 
-    def __init__(self, histogram: Any, protocol: str) -> None:
-        self._histogram = histogram
+    def __init__(self, metrics: ServiceMetrics, protocol: str) -> None:
+        self._metrics = metrics
         self._protocol = protocol
 
     def labels(self, *, stage: str, endpoint: str) -> Any:
-        return self._histogram.labels(stage=stage, endpoint=endpoint, protocol=self._protocol)
+        return self._metrics.stage(stage, endpoint, self._protocol)
 
 
 def observe_many(histogram: Any, values: np.ndarray) -> None:

@@ -131,12 +131,12 @@ async def answer(
     """Predict ``batch`` and answer with one prediction per image, in input order."""
     worker = worker_of(request)
     version, label = chosen_version(request)
-    stages = worker.metrics.stages("native")
+    metrics = worker.metrics
     decoded = time.perf_counter()
-    stages.labels(stage="decode", endpoint=endpoint).observe(decoded - started)
+    metrics.stage("decode", endpoint).observe(decoded - started)
     scored = await worker.predict(batch, version=version, label=label)
     predicted = time.perf_counter()
-    stages.labels(stage="predict", endpoint=endpoint).observe(predicted - decoded)
+    metrics.stage("predict", endpoint).observe(predicted - decoded)
     probabilities, labels = scored.probabilities, scored.labels
     confidences = probabilities[np.arange(len(labels)), labels]
     predictions: list[dict[str, Any]] = [
@@ -155,8 +155,8 @@ async def answer(
         {"model_version": scored.version, "predictions": predictions},
         headers={VERSION_HEADER: str(scored.version)},
     )
-    worker.metrics.observe_predictions(labels, confidences)
-    stages.labels(stage="postprocess", endpoint=endpoint).observe(time.perf_counter() - predicted)
+    metrics.observe_predictions(labels, confidences)
+    metrics.stage("postprocess", endpoint).observe(time.perf_counter() - predicted)
     return response
 
 

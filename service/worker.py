@@ -80,6 +80,7 @@ class Worker:
             observe=metrics.observe_call,
             call_delay_s=settings.model_call_delay_ms / 1000,
             max_queue_images=settings.max_queue_images,
+            inline_images=settings.inline_batch_images,
         )
         self._on_failure = on_failure
         self._ready = threading.Event()
@@ -115,9 +116,20 @@ class Worker:
             self._first_load()
 
     def _load_model(self, info: ModelInfo) -> Any:
-        from runtime import savedmodel
+        from runtime.runtimes import load_runtime
 
-        model = savedmodel.load(info, threads=self.settings.tf_threads)
+        settings = self.settings
+        loaded = load_runtime(
+            info, runtime=settings.runtime, threads=settings.tf_threads, data_dir=settings.data_dir
+        )
+        if loaded.fallback is not None:
+            log.warning(
+                "version %d: the %s runtime was refused, the signature answers: %s",
+                info.version,
+                settings.runtime,
+                loaded.fallback,
+            )
+        model = loaded.model
         model.check()
         model.warm_up()
         return model
@@ -170,14 +182,14 @@ class Worker:
             try:
                 # On timeout the request's place in the queue is given up: its images are
                 # never computed (the batcher skips abandoned requests).
-                probabilities, labels = await asyncio.wait_for(
-                    self.batcher.predict(images, model), timeout=limit
-                )
+                # asyncio.timeout rather than wait_for: no extra task per request.
+                async with asyncio.timeout(limit):
+                    probabilities, labels = await self.batcher.predict(images, model)
             except TimeoutError:
                 raise Timeout(
                     f"no answer within the request time limit of {limit} s; retry later"
                 ) from None
-        self.metrics.version_requests.labels(version=str(number)).inc()
+        self.metrics.version_answered(number)
         return Scored(number, probabilities, labels)
 
     def describe(self) -> dict[str, Any]:

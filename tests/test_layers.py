@@ -94,7 +94,8 @@ def test_tests_use_load_only_in_the_tests_of_load() -> None:
 def test_one_module_loads_savedmodels_for_serving() -> None:
     """The service, ``mnist-batch --local`` and the benchmark all load through the runtime.
 
-    (Tests load the signature directly: it is the reference the runtime is checked against.)
+    (Tests load the signature directly: it is the reference the runtime is checked against.
+    The benchmark's stock-BentoML peer loads it as a user would: that is its point.)
     """
     callers = {
         str(path.relative_to(REPO))
@@ -102,4 +103,4 @@ def test_one_module_loads_savedmodels_for_serving() -> None:
         for path in python_files(folder)
         if "saved_model.load(" in path.read_text()
     }
-    assert callers == {"runtime/savedmodel.py"}
+    assert callers == {"runtime/savedmodel.py", "load/stock_service.py"}

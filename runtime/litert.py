@@ -1,0 +1,127 @@
+"""A LiteRT (TensorFlow Lite) model derived from a loaded SavedModel at load time.
+
+The SavedModel stays the artifact and the reference: the flatbuffer is built in memory
+from its ``serving_default`` signature by TensorFlow's own converter and is used only if
+it agrees with the signature on the check images (labels identical, probabilities
+within :data:`TOLERANCE`); otherwise the caller keeps the signature
+(:func:`runtime.runtimes.load_runtime`).
+
+The converter is given the loaded object as well as the signature
+(``from_concrete_functions([signature], loaded)``): without it the variables are not
+carried over and the converted model is a few KB that answers NaN. An interpreter call
+costs about 30 microseconds against the signature's 300 at one image, so the derived
+model only pays for small batches; at 1,024 images both are the same matrix products.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from mnist_core.errors import ModelUnavailable
+
+from .savedmodel import Outputs, SavedModel, outputs_problem
+
+TOLERANCE = 1e-6
+"""Largest absolute difference of a probability from the signature's that is accepted."""
+CHECK_BATCHES = (1, 7, 1024)
+
+
+class LiteModel:
+    """The derived model, callable like :class:`~runtime.savedmodel.SavedModel`."""
+
+    runtime = "litert"
+
+    def __init__(self, reference: SavedModel, content: bytes, threads: int | None) -> None:
+        tf = reference._tf
+        self.info = reference.info
+        self.size_bytes = len(content)
+        # XNNPACK (the default delegate) is the fast path; its float results are checked.
+        self._interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads or 1)
+        self._runner = self._interpreter.get_signature_runner("serving_default")
+        # The interpreter is not thread-safe; the batcher's one model thread is the only
+        # caller while serving, but the loading thread checks and warms it first.
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    def __call__(self, images: np.ndarray) -> Outputs:
+        """``uint8 [N, 28, 28]`` -> (probabilities float32 ``[N, 10]``, labels int64 ``[N]``)."""
+        with self._lock:
+            outputs = self._runner(images=np.ascontiguousarray(images, dtype=np.uint8))
+        # The runner hands out views of the interpreter's buffers, reused by the next call.
+        return outputs["probabilities"].copy(), outputs["label"].astype(np.int64, copy=True)
+
+    def check(self) -> None:
+        """Sane answers on known images (the agreement check ran when it was derived)."""
+        from .savedmodel import known_images
+
+        images = known_images()
+        problem = outputs_problem(*self(images), len(images))
+        if problem:
+            raise ModelUnavailable(
+                f"derived model of {self.info.path} answers wrongly: {problem}",
+                reason="bad_outputs",
+            )
+
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 2, 8, 64)) -> None:
+        for size in batch_sizes:
+            self(np.zeros((size, 28, 28), dtype=np.uint8))
+
+
+def convert(reference: SavedModel) -> bytes:
+    """The signature as a LiteRT flatbuffer, variables included (see the module docstring)."""
+    tf = reference._tf
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [reference._signature], reference._loaded
+    )
+    content: bytes = converter.convert()
+    return content
+
+
+def disagreement(
+    candidate: Any, reference: SavedModel, images: np.ndarray, batches: tuple[int, ...]
+) -> str | None:
+    """How ``candidate`` differs from the signature on ``images`` at each batch size, if it does.
+
+    The reference is the signature called on everything at once; the candidate is called
+    in chunks of each size, as merged and split requests would call it.
+    """
+    expected_p, expected_l = reference(images)
+    for size in batches:
+        chunks = [candidate(images[s : s + size]) for s in range(0, len(images), size)]
+        probabilities = np.concatenate([p for p, _ in chunks])
+        labels = np.concatenate([lab for _, lab in chunks])
+        if probabilities.shape != expected_p.shape or not np.isfinite(probabilities).all():
+            return f"shape {probabilities.shape} or non-finite values at batch {size}"
+        wrong = int((labels != expected_l).sum())
+        if wrong:
+            return f"{wrong} of {len(images)} labels differ at batch {size}"
+        worst = float(np.abs(probabilities - expected_p).max())
+        if worst > TOLERANCE:
+            over = int((np.abs(probabilities - expected_p) > TOLERANCE).sum())
+            return (
+                f"probabilities differ by up to {worst:.3g} (> {TOLERANCE:g}) in {over} of "
+                f"{probabilities.size} values at batch {size}"
+            )
+    return None
+
+
+def derive(
+    reference: SavedModel,
+    check_images: np.ndarray,
+    *,
+    threads: int | None = None,
+    batches: tuple[int, ...] = CHECK_BATCHES,
+) -> tuple[LiteModel | None, str | None]:
+    """(the derived model, None) if it agrees with the signature, else (None, why not)."""
+    try:
+        model = LiteModel(reference, convert(reference), threads)
+    except Exception as exc:  # the converter and interpreter raise many types
+        return None, f"conversion failed ({type(exc).__name__}: {str(exc)[:200]})"
+    problem = disagreement(model, reference, check_images, batches)
+    return (None, problem) if problem else (model, None)
