@@ -32,6 +32,9 @@ from load.capacity import read_steps, run_locust, target
 from load.steps import StepPlan, StepRecord
 
 MAX_GROWTH = 0.10
+# The locustfile leaves the standard-protocol users out unless asked; a soak covers every
+# protocol the service speaks (options after -- come later and win).
+EVERY_PROTOCOL = ["--v2-weight", "1", "--tfserving-weight", "1"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     # The first window opens once every user runs; later ones follow back to back.
     plan = StepPlan((args.users,) * windows, args.window_seconds, 0.0, level=True)
     args.timeout = args.timeout or windows * args.window_seconds + 180
+    args.locust_args = [*EVERY_PROTOCOL, *args.locust_args]
     reports: Path = args.reports
     reports.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mnist-soak-") as scratch:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from load.protocol_payloads import TF_PREDICT, V2_INFER
 from load.soak import growth, main
 
 
@@ -34,6 +35,10 @@ def test_a_short_soak_reports_every_window_with_memory_and_no_failure(
     assert summary["failures"] == 0
     rows = (tmp_path / "soak.csv").read_text().splitlines()
     assert len(rows) == 4
+    # Every protocol the service speaks was in the mix (Locust's report names each request).
+    report = (tmp_path / "soak-locust.html").read_text()
+    for name in ("/predict", "/predict_npy", "/predict_image", V2_INFER, TF_PREDICT):
+        assert name in report, name
 
 
 def test_growth_is_judged_per_worker_after_the_first_window() -> None:
