@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .validation import PIXELS, SIDE, check_count, to_pixels
+from .validation import PIXELS, SIDE, check_count, skeleton_values, to_pixels
 
 DATATYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
@@ -173,36 +173,11 @@ def json_uint8(text: bytes, shape: tuple[int, ...]) -> np.ndarray | None:
         return None
     if any(space in text for space in b" \t\r\n"):
         return None  # our own clients send compact JSON; the general path reads the rest
-    chars = np.frombuffer(text, dtype=np.uint8)
-    digits = chars - np.uint8(48)  # wraps around for non-digits, so digit <=> value < 10
-    is_digit = digits < 10
     skeleton = text.translate(None, b"0123456789")
     if skeleton != _skeleton((count,)) and skeleton != _skeleton(shape):
         return None
-    # With the skeleton fixed, a slot holds no digit run, one, or (``1[``, ``]1``) a run
-    # touching a bracket from outside: refuse those, then count one run per slot.
-    if (is_digit[:-1] & (chars[1:] == ord("["))).any() or (
-        (chars[:-1] == ord("]")) & is_digit[1:]
-    ).any():
-        return None
-    edges = np.flatnonzero(is_digit[1:] != is_digit[:-1])
-    if len(edges) != 2 * count:
-        return None
-    starts, ends = edges[0::2] + 1, edges[1::2]
-    extra = ends - starts
-    leading = digits[starts]
-    if extra.max() > 2 or ((extra > 0) & (leading == 0)).any():
-        return None
-    wide = digits.astype(np.int16)
-    values = (
-        wide[ends]
-        + (extra >= 1) * (10 * wide[ends - 1])
-        + (extra == 2) * (100 * leading.astype(np.int16))
-    )
-    if values.max() > 255:
-        return None
-    result: np.ndarray = values.astype(np.uint8).reshape(shape)
-    return result
+    values = skeleton_values(text, count)
+    return None if values is None else values.reshape(shape)
 
 
 @functools.lru_cache(maxsize=16)

@@ -209,6 +209,16 @@ def fast_json_images(body: bytes) -> np.ndarray | None:
     skeleton = text.translate(None, _DIGITS)
     if skeleton not in (_skeleton(count, nested=True), _skeleton(count, nested=False)):
         return None
+    values = skeleton_values(text, count * PIXELS)
+    return None if values is None else values.reshape(count, SIDE, SIDE)
+
+
+def skeleton_values(text: bytes, count: int) -> np.ndarray | None:
+    """The ``count`` numbers of compact JSON ``text`` whose skeleton is already checked.
+
+    ``uint8``, flat, in order; None unless every slot holds one whole number 0..255
+    without a sign or leading zero (the caller then takes the general path).
+    """
     chars = np.frombuffer(text, dtype=np.uint8)
     digits = chars - np.uint8(48)  # wraps around for non-digits, so digit <=> value < 10
     is_digit = digits < 10
@@ -219,6 +229,8 @@ def fast_json_images(body: bytes) -> np.ndarray | None:
     # The text starts and ends with a bracket, so no run touches either end, and the
     # changes between digit and non-digit alternate: run start, run end, start, end...
     edges = np.flatnonzero(is_digit[1:] != is_digit[:-1])
+    if len(edges) != 2 * count:  # a slot without a number, or two in one
+        return None
     starts, ends = edges[0::2] + 1, edges[1::2]
     extra = ends - starts  # digits after the first: 0, 1 or 2
     leading = digits[starts]
@@ -232,8 +244,8 @@ def fast_json_images(body: bytes) -> np.ndarray | None:
     )
     if values.max() > 255:
         return None
-    batch: np.ndarray = values.astype(np.uint8).reshape(count, SIDE, SIDE)
-    return batch
+    flat: np.ndarray = values.astype(np.uint8)
+    return flat
 
 
 def _digit_runs(text: bytes) -> int:
