@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -188,9 +189,27 @@ def _scorer(args: argparse.Namespace, engine: str) -> tuple[Scorer, int]:
 
 
 async def _run(job: Job) -> JobStats:
+    loop, main = asyncio.get_running_loop(), asyncio.current_task()
+
+    def interrupt() -> None:
+        job.interrupted = True
+        if main is not None:
+            main.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+        handled = True
+    except (ValueError, RuntimeError):  # not the main thread: Ctrl-C is its caller's
+        handled = False
     try:
         return await job.run()
+    except asyncio.CancelledError:
+        if job.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
         await job.scorer.aclose()
 
 

@@ -69,6 +69,9 @@ class Job:
         self.concurrency = concurrency
         self.labels = labels
         self.show_progress = show_progress
+        # Set by the command's SIGINT handler, checked before each chunk: cancelling the
+        # task alone is not enough, the HTTP client can absorb a cancellation.
+        self.interrupted = False
         progress = journal.progress
         self.stats = JobStats(
             total=source.count, resumed_from=progress.rows, model_version=progress.model_version
@@ -125,6 +128,8 @@ class Job:
         try:
             exhausted = False
             while True:
+                if self.interrupted:
+                    raise KeyboardInterrupt
                 while not exhausted and len(pending) < self.concurrency:
                     # Reading (decompressing, parsing CSV, decoding images) overlaps scoring.
                     chunk = await asyncio.to_thread(next, chunks, None)
