@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -232,13 +232,21 @@ def _pool(name: str) -> Iterator[Any]:
     return pool
 
 
-class MnistUser(FastHttpUser):
+class CheckedUser(FastHttpUser):
+    """A user whose every answer is checked, and whose labels count towards accuracy."""
+
     abstract = True
     # Connection errors are reported as failures rather than raised.
     network_timeout = 60.0
     connection_timeout = 10.0
 
-    def send(self, path: str, payload: Payload, name: str) -> None:
+    def post_checked(
+        self,
+        path: str,
+        payload: Payload | standard.ProtocolPayload,
+        name: str,
+        check: Callable[[Any], Verdict],
+    ) -> None:
         # The context reaches request listeners: capacity runs count images from it.
         with self.client.post(
             path,
@@ -252,18 +260,28 @@ class MnistUser(FastHttpUser):
                 response.failure(f"connection error: {response.error}")
                 return
             try:
-                verdict = check_predictions(
-                    response.status_code,
-                    response.content or b"",
-                    payload.labels,
-                    model_version_header=response.headers.get("X-Model-Version"),
-                    filenames=payload.filenames,
-                )
+                verdict = check(response)
             except ProtocolError as exc:
                 response.failure(str(exc))
             else:
                 ACCURACY.add(verdict.correct, verdict.total)
                 response.success()
+
+
+class MnistUser(CheckedUser):
+    abstract = True
+
+    def send(self, path: str, payload: Payload, name: str) -> None:
+        def check(response: Any) -> Verdict:
+            return check_predictions(
+                response.status_code,
+                response.content or b"",
+                payload.labels,
+                model_version_header=response.headers.get("X-Model-Version"),
+                filenames=payload.filenames,
+            )
+
+        self.post_checked(path, payload, name, check)
 
 
 class InteractiveUser(MnistUser):
@@ -294,32 +312,13 @@ class ImageUploadUser(MnistUser):
         self.send("/predict_image", next(_pool("upload")), "/predict_image [PNG]")
 
 
-class ProtocolUser(FastHttpUser):
+class ProtocolUser(CheckedUser):
     """A client of a standard protocol: its own bodies and its own answer check."""
 
     abstract = True
-    network_timeout = 60.0
-    connection_timeout = 10.0
 
     def call(self, path: str, payload: standard.ProtocolPayload, name: str) -> None:
-        with self.client.post(
-            path,
-            data=payload.body,
-            headers=payload.headers,
-            name=name,
-            catch_response=True,
-            context={"images": len(payload.labels)},
-        ) as response:
-            if response.status_code == 0:
-                response.failure(f"connection error: {response.error}")
-                return
-            try:
-                verdict = self.check(response, payload)
-            except ProtocolError as exc:
-                response.failure(str(exc))
-            else:
-                ACCURACY.add(verdict.correct, verdict.total)
-                response.success()
+        self.post_checked(path, payload, name, lambda response: self.check(response, payload))
 
     def check(self, response: Any, payload: standard.ProtocolPayload) -> Verdict:
         raise NotImplementedError

@@ -12,18 +12,14 @@ Run: ``MNIST_STOCK_MODEL=models/mnist/1 python -m load.stock_service --port 3200
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
-import signal
 import sys
-import tempfile
-import threading
 from pathlib import Path
-from types import FrameType
 
 import bentoml
 import numpy as np
+
+from load import peer
 
 MODEL_ENV = "MNIST_STOCK_MODEL"
 
@@ -53,38 +49,11 @@ class StockService:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m load.stock_service", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-
-    from _bentoml_impl.server.serving import serve_http
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
+    args = peer.parse_args("python -m load.stock_service", __doc__, argv)
     # Workers import the service by module path (this module is ``__main__`` here).
     from load.stock_service import StockService as service
 
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    run_dir = Path(tempfile.mkdtemp(prefix="mnist-stock-"))
-    # BentoML wipes its Prometheus directory on start: a private one leaves other servers'.
-    BentoMLContainer.prometheus_multiproc_dir.set(str(run_dir / "prometheus"))
-    service.config["workers"] = args.workers
-    service.inject_config()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    server = serve_http(service, host=args.host, port=args.port, threaded=True)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # after circus installed its own
-        signal.signal(signum, on_signal)
-    try:
-        stop.wait()
-    finally:
-        server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
-    return 0
+    return peer.serve(service, args, run_prefix="mnist-stock-")
 
 
 if __name__ == "__main__":
