@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MODEL_DIR ?= models/mnist
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup serve train test lint format load capacity bench bench-protocols clean image test-containers
+.PHONY: setup serve train test lint format load capacity bench bench-protocols bench-overload clean image test-containers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench: setup
 bench-protocols: setup
 	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
 	$(BIN)/python -m load.bench_protocols --model-dir $(MODEL_DIR) $(BENCH_PROTOCOLS_ARGS)
+
+# The latency of what is answered at 4x the saturating load (see README, Faults).
+bench-overload: setup
+	@if ! ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1; then $(MAKE) train; fi
+	$(BIN)/python -m load.bench_overload --model-dir $(MODEL_DIR) $(BENCH_OVERLOAD_ARGS)
 
 # The image (see README, Containers), with podman where it is installed, else docker.
 # OFFLINE=1 builds without a registry or package index: a Debian bookworm stand-in base

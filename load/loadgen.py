@@ -5,6 +5,10 @@ the result says how much of one core it used, which shows whether it could have 
 bottleneck. Bodies are encoded before the clock starts. Each response is checked for
 status 200 and the number of predictions; the full contract checks belong to the Locust
 suite, and would cost the generator more CPU than the server at batch sizes of 1,000.
+
+With ``--obey-retry-after`` a 429 that carries ``Retry-After`` is shed work, not an error:
+the client waits as told before it sends again, as a well-behaved client does, and the
+refusals are counted apart (``shed``). A 429 without the header stays an error.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class LoadResult:
     other_cpu: float
     """Cores kept busy by everything else on the machine during the window."""
     first_error: str | None
+    shed: int = 0
+    """429s with ``Retry-After`` (only counted apart with ``obey_retry_after``)."""
 
 
 def build_payloads(kind: str, images: int) -> list[Payload]:
@@ -65,6 +71,7 @@ class _Tally:
     latencies: list[float]
     errors: int = 0
     first_error: str | None = None
+    shed: int = 0
 
 
 async def _client(
@@ -75,18 +82,26 @@ async def _client(
     stop: float,
     tally: _Tally,
     delay: float,
+    obey_retry_after: bool = False,
 ) -> None:
     await asyncio.sleep(delay)
     while (sent := time.perf_counter()) < stop:
         payload = next(payloads)
         problem = None
+        retry_after = None
         try:
             async with session.post(url, data=payload.body, headers=payload.headers) as response:
                 body = await response.read()
                 status = response.status
+                retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
             status, body, problem = 0, b"", f"{type(exc).__name__}: {exc}"
         done = time.perf_counter()
+        if obey_retry_after and status == 429 and retry_after is not None:
+            if sent >= start:
+                tally.shed += 1
+            await asyncio.sleep(float(retry_after))
+            continue
         if problem is None and status != 200:
             problem = f"HTTP {status}: {body[:120]!r}"
         if problem is None:
@@ -112,6 +127,7 @@ async def measure(
     warmup: float,
     images: int,
     server_pid: int | None = None,
+    obey_retry_after: bool = False,
 ) -> LoadResult:
     payloads = build_payloads(kind, images)
     path = "/predict_npy" if kind == "npy" else "/predict"
@@ -136,7 +152,9 @@ async def measure(
         step = warmup / 2 / concurrency
         await asyncio.gather(
             *(
-                _client(session, url + path, pools[i], start, stop, tally, i * step)
+                _client(
+                    session, url + path, pools[i], start, stop, tally, i * step, obey_retry_after
+                )
                 for i in range(concurrency)
             )
         )
@@ -164,6 +182,7 @@ async def measure(
         server_cpu_by_process=[round(c, 3) for c in cpu.tree_by_process],
         other_cpu=cpu.other,
         first_error=tally.first_error,
+        shed=tally.shed,
     )
 
 
@@ -176,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured lead-in")
     parser.add_argument("--images", type=int, default=1000, help="images per batch request")
     parser.add_argument("--server-pid", type=int, help="also report this process tree's CPU")
+    parser.add_argument(
+        "--obey-retry-after",
+        action="store_true",
+        help="count 429s with Retry-After as shed (not errors) and wait as they say",
+    )
     return parser
 
 
@@ -196,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             args.warmup,
             args.images,
             args.server_pid,
+            args.obey_retry_after,
         )
     )
     print(json.dumps(asdict(result)))

@@ -17,17 +17,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import itertools
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from shedding import shedding_server
 
 from harness.launch import running_service
 from load.capacity import main
@@ -166,54 +164,10 @@ def test_bad_arguments_exit_2_before_anything_starts(
     assert not (tmp_path / "capacity.json").exists()
 
 
-class SheddingHandler(BaseHTTPRequestHandler):
-    """Answers /predict like the service, but sheds every 4th request and fails every 10th.
-
-    No server of ours sheds load yet, so this stand-in at the HTTP boundary is what
-    shows the step recorder tells 429s (and their Retry-After) from 5xx.
-    """
-
-    counter = itertools.count(1)
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        number = next(self.counter)
-        if number % 4 == 1:
-            self._reply(429, {"error": "overloaded", "reason": "overloaded"}, retry_after="1")
-        elif number % 10 == 7:
-            self._reply(503, {"error": "unavailable", "reason": "not_ready"})
-        else:
-            prediction = {"label": 0, "confidence": 1.0, "probabilities": [1.0] + [0.0] * 9}
-            self._reply(
-                200, {"model_version": 1, "predictions": [prediction] * len(body["images"])}
-            )
-
-    def _reply(self, status: int, data: dict[str, Any], retry_after: str | None = None) -> None:
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("X-Model-Version", "1")
-        if retry_after:
-            self.send_header("Retry-After", retry_after)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
 def test_429s_are_counted_as_shed_and_5xx_as_errors(tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SheddingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with shedding_server() as url:
         plan = ["--steps", "1,2", "--step-seconds", "2", "--mix", "InteractiveUser=1"]
         run = _run(["--url", url, *plan], tmp_path)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert run.code == 1
     assert "no step met the SLO" in run.err
     for step in run.summary["steps"]:

@@ -12,6 +12,7 @@ import urllib.request
 
 import orjson
 import pytest
+from shedding import shedding_server
 
 from harness.launch import free_port, start, stop
 from harness.procfs import process_tree
@@ -49,6 +50,25 @@ def test_loadgen_counts_errors_with_the_first_reason(service_url: str) -> None:
     assert result.requests == 0
     assert result.errors > 0
     assert result.first_error is not None and result.first_error.startswith("HTTP 404")
+
+
+@pytest.mark.parametrize("obey", [True, False])
+def test_loadgen_counts_429s_with_retry_after_as_shed_when_told(obey: bool) -> None:
+    # The stand-in sheds every 4th request (Retry-After: 1) and fails every 10th with a 503.
+    with shedding_server() as url:
+        result = asyncio.run(
+            measure(url, "single", 4, seconds=1.5, warmup=0.1, images=1, obey_retry_after=obey)
+        )
+    assert result.requests > 0
+    if obey:
+        # Each client waits 1 s after its first 429: about one per client in the window.
+        assert 1 <= result.shed <= 2 * 4, result
+        assert result.errors > 0 and result.first_error is not None
+        assert result.first_error.startswith("HTTP 503")
+    else:
+        assert result.shed == 0
+        assert result.errors > result.requests / 10
+        assert result.first_error is not None and result.first_error.startswith("HTTP 429")
 
 
 def test_constant_server_answers_within_the_contract() -> None:

@@ -183,9 +183,10 @@ def test_overload_is_shed_with_429_and_keeps_the_latency_of_what_is_served(
         f"{statistics.median(o.rate(429) for _, o in rounds):.0f} 429/s (medians of 3 rounds); "
         f"RSS {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MB"
     )
-    # The target is 2x; this machine measures 1.4x to 2.6x (the load generator shares its two
-    # cores), so the test holds the bound that shows shedding keeps latency bounded at all,
-    # and the figure is reported.
+    # The target, 2x, is measured by ``make bench-overload`` (its generator in a process of
+    # its own, medians of rounds). Here the generator shares this process and the two cores
+    # with the server, and single rounds have measured up to 2.6x on a busy machine, so the
+    # test holds the bound that shows shedding keeps latency bounded at all.
     assert overloaded_p99 <= 3 * saturated_p99
     assert rss_after < 1.2 * rss_before
     assert served.status_code == 200
