@@ -60,15 +60,16 @@ def test_loadgen_counts_429s_with_retry_after_as_shed_when_told(obey: bool) -> N
             measure(url, "single", 4, seconds=1.5, warmup=0.1, images=1, obey_retry_after=obey)
         )
     assert result.requests > 0
+    answers = result.requests + result.errors
     if obey:
-        # Each client waits 1 s after its first 429: about one per client in the window.
+        # Each client waits 1 s after a 429: about one per client in the window, and none of
+        # them an error; only the 503s are.
         assert 1 <= result.shed <= 2 * 4, result
-        assert result.errors > 0 and result.first_error is not None
-        assert result.first_error.startswith("HTTP 503")
+        assert result.first_error is None or result.first_error.startswith("HTTP 503"), result
     else:
+        # A quarter of the answers are 429s and a tenth 503s, all of them errors here.
         assert result.shed == 0
-        assert result.errors > result.requests / 10
-        assert result.first_error is not None and result.first_error.startswith("HTTP 429")
+        assert result.errors > 0.2 * answers, result
 
 
 def test_constant_server_answers_within_the_contract() -> None:
