@@ -1,8 +1,9 @@
 """Measure the service against the raw model and a constant-answer server on this machine.
 
 Each round measures, in order: the SavedModel in process (the physical reference), the
-constant-answer BentoML server (what HTTP alone costs), then a freshly started service
-(cold start, memory, single-image and 1,000-image traffic). Every figure is the median
+constant-answer BentoML server (what HTTP alone costs), the stock-BentoML peer, then a
+freshly started service (cold start, memory, single-image and 1,000-image traffic) on
+each runtime asked for, each with its own in-process reference. Every figure is the median
 over rounds of that figure, and every ratio the median of the per-round ratios to the
 reference measured in the same round. Writes ``reports/bench.md`` and ``bench.json``.
 """
@@ -25,8 +26,9 @@ from typing import Any
 from harness.launch import Server, free_port, running_service, start, stop
 from harness.procfs import tree_rss, worker_rss_mb
 from load import histogram
-from load.report import Plan, render_markdown, targets
+from load.report import Plan, render_markdown, runtime_rounds, targets
 from mnist_core.modeldir import latest_version_dir
+from runtime.runtimes import RUNTIMES
 
 MB = 1024 * 1024
 
@@ -139,35 +141,21 @@ def stock_server(plan: Plan, model_dir: Path, log_dir: Path) -> Iterator[Server]
 BATCH_HISTOGRAM = "mnist_batch_images"
 
 
-def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    print("  model in process", flush=True)
+def in_process(plan: Plan, model_dir: Path, runtime: str) -> dict[str, Any]:
+    """The model on ``runtime`` in a bare process: images/s per batch size and its RSS."""
     model = run_child(
         "load.model_speed",
-        "--model-dir",
-        str(model_dir),
-        "--seconds",
-        str(plan.model_seconds),
+        *("--model-dir", str(model_dir), "--seconds", str(plan.model_seconds)),
+        *("--runtime", runtime),
     )
-    out["model"] = model["images_per_s"]
-    out["model_rss_mb"] = model["rss_mb"]
+    return {"model": model["images_per_s"], "model_rss_mb": model["rss_mb"]}
 
-    print("  constant-answer server", flush=True)
-    with constant_server(plan, log_dir) as server:
-        out["constant"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
 
-    print("  stock BentoML peer", flush=True)
-    with stock_server(plan, model_dir, log_dir) as server:
-        stock: dict[str, Any] = {"serving_s": server.serving_seconds}
-        stock["single"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
-        stock["json"] = load_window(server, plan, "json", plan.batch_concurrency)
-        stock["npy"] = load_window(server, plan, "npy", plan.batch_concurrency)
-        stock["memory_loaded"] = memory(server, plan.workers)
-        out["stock"] = stock
-
-    print("  service", flush=True)
-    env = {"MNIST_WORKERS": str(plan.workers)}
-    log_path = log_dir / "bench-server.log"
+def measure_service(plan: Plan, model_dir: Path, log_dir: Path, runtime: str) -> dict[str, Any]:
+    """A freshly started service on ``runtime``: cold start, memory, every load window."""
+    out: dict[str, Any] = {"runtime": runtime}
+    env = {"MNIST_WORKERS": str(plan.workers), "MNIST_RUNTIME": runtime}
+    log_path = log_dir / f"bench-server-{runtime}.log"
     with running_service(model_dir, env=env, log_path=log_path) as server:
         out["cold_start_s"] = server.ready_seconds
         out["serving_s"] = server.serving_seconds
@@ -186,6 +174,39 @@ def measure_round(plan: Plan, model_dir: Path, log_dir: Path) -> dict[str, Any]:
         out["json"] = load_window(server, plan, "json", plan.batch_concurrency)
         out["npy"] = load_window(server, plan, "npy", plan.batch_concurrency)
         out["memory_loaded"] = memory(server, plan.workers)
+    return out
+
+
+def measure_round(
+    plan: Plan, model_dir: Path, log_dir: Path, runtimes: tuple[str, ...] = ("signature",)
+) -> dict[str, Any]:
+    """One round: the references, then the service on each runtime (the first at the top
+    level of the round, the others under ``runtimes``, each with its own in-process model)."""
+    primary, *others = runtimes
+    print(f"  model in process ({primary})", flush=True)
+    out: dict[str, Any] = in_process(plan, model_dir, primary)
+
+    print("  constant-answer server", flush=True)
+    with constant_server(plan, log_dir) as server:
+        out["constant"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
+
+    print("  stock BentoML peer", flush=True)
+    with stock_server(plan, model_dir, log_dir) as server:
+        stock: dict[str, Any] = {"serving_s": server.serving_seconds}
+        stock["single"] = {str(c): load_window(server, plan, "single", c) for c in plan.concurrency}
+        stock["json"] = load_window(server, plan, "json", plan.batch_concurrency)
+        stock["npy"] = load_window(server, plan, "npy", plan.batch_concurrency)
+        stock["memory_loaded"] = memory(server, plan.workers)
+        out["stock"] = stock
+
+    print(f"  service ({primary} runtime)", flush=True)
+    out.update(measure_service(plan, model_dir, log_dir, primary))
+    out["runtimes"] = {}
+    for runtime in others:
+        print(f"  model in process and service ({runtime} runtime)", flush=True)
+        view = in_process(plan, model_dir, runtime)
+        view.update(measure_service(plan, model_dir, log_dir, runtime))
+        out["runtimes"][runtime] = view
     return out
 
 
@@ -219,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--batch-concurrency", type=int, default=4, help="clients sending batch requests")
     add("--workers", type=int, help="service workers (default: the service's own default)")
     add(
+        "--runtimes",
+        default="signature,dense",
+        help="service runtimes to measure, the first in the main tables (default: %(default)s)",
+    )
+    add(
         "--model-dir",
         type=Path,
         default=Path(os.environ.get("MNIST_MODEL_DIR", "models/mnist")),
@@ -237,12 +263,17 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: MNIST_DATA_DIR must point at the MNIST IDX files", file=sys.stderr)
         return 2
     plan = plan_from_args(args)
+    runtimes = tuple(r for r in args.runtimes.split(",") if r)
+    unknown = set(runtimes) - set(RUNTIMES)
+    if not runtimes or unknown:
+        print(f"bench: runtimes are among {', '.join(RUNTIMES)}", file=sys.stderr)
+        return 2
     args.reports.mkdir(parents=True, exist_ok=True)
     started = time.time()
     rounds = []
     for index in range(plan.rounds):
         print(f"round {index + 1} of {plan.rounds}", flush=True)
-        rounds.append(measure_round(plan, args.model_dir, args.reports))
+        rounds.append(measure_round(plan, args.model_dir, args.reports, runtimes))
     result = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
@@ -252,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
     }
     result["targets"] = targets(rounds, plan)
+    result["targets_by_runtime"] = {
+        runtime: targets(runtime_rounds(rounds, runtime), plan) for runtime in runtimes[1:]
+    }
     (args.reports / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = render_markdown(result, rounds, plan)
     (args.reports / "bench.md").write_text(markdown)

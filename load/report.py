@@ -146,7 +146,18 @@ def _window_cells(rounds: list[Round], pick: Callable[[Round], dict[str, Any]]) 
 WINDOW_HEADER = "p50 ms | p99 ms | gen CPU | server CPU (busiest process) | other CPU |"
 
 
+def runtime_rounds(rounds: list[Round], runtime: str) -> list[Round]:
+    """The rounds as seen by the service on another runtime: its own in-process reference,
+    service figures and memory, with the constant server and stock peer of the round."""
+    return [{**r, **r["runtimes"][runtime]} for r in rounds]
+
+
+def other_runtimes(rounds: list[Round]) -> list[str]:
+    return list(rounds[0].get("runtimes", {})) if rounds else []
+
+
 def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> str:
+    primary = rounds[0].get("runtime", "signature") if rounds else "signature"
     lines = [
         "# Benchmark",
         "",
@@ -159,15 +170,8 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
         " its busiest process: near the total means one worker took all the connections),"
         " `other`"
         " everything else on the machine (noise from neighbours).",
-        "",
-        "## Reference: the SavedModel in process",
-        "",
-        "| batch | images/s |",
-        "|---|---|",
     ]
-    for batch in rounds[0]["model"]:
-        lines.append(_row([batch, _n(median(rounds, lambda r, b=batch: r["model"][b]))]))
-
+    lines += _model_lines(rounds, f"the {primary} runtime")
     lines += [
         "",
         "## Constant-answer server (BentoML, same settings): single-image requests",
@@ -178,10 +182,51 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
     for c in (str(c) for c in plan.concurrency):
         rps = _n(median(rounds, lambda r, c=c: r["constant"][c]["rps"]))
         lines.append(_row([c, rps, *_window_cells(rounds, lambda r, c=c: r["constant"][c])]))
+    lines += _service_lines(rounds, plan, "Service")
+    lines += _stock_lines(rounds, plan)
+    lines += _histogram_lines(rounds, plan)
+    lines += _target_lines(result["targets"], "Targets")
+    for runtime in other_runtimes(rounds):
+        view = runtime_rounds(rounds, runtime)
+        title = f"Service on the {runtime} runtime"
+        lines += _model_lines(view, f"the {runtime} runtime")
+        lines += _service_lines(view, plan, title)
+        lines += _histogram_lines(view, plan)
+        lines += _target_lines(targets(view, plan), f"Targets, {runtime} runtime")
+    errors = sum(
+        window["errors"]
+        for r in rounds
+        for view in [r, *r.get("runtimes", {}).values()]
+        for window in [
+            *(r["constant"].values() if view is r else ()),
+            *view["single"].values(),
+            view["json"],
+            view["npy"],
+            *(r["stock"]["single"].values() if "stock" in r and view is r else ()),
+            *((r["stock"]["json"], r["stock"]["npy"]) if "stock" in r and view is r else ()),
+        ]
+    )
+    lines += ["", f"Failed requests during the benchmark: {errors}.", ""]
+    return "\n".join(lines)
 
-    lines += [
+
+def _model_lines(rounds: list[Round], runtime: str) -> list[str]:
+    lines = [
         "",
-        "## Service: single-image requests",
+        f"## Reference: the SavedModel in process, {runtime}",
+        "",
+        "| batch | images/s |",
+        "|---|---|",
+    ]
+    for batch in rounds[0]["model"]:
+        lines.append(_row([batch, _n(median(rounds, lambda r, b=batch: r["model"][b]))]))
+    return lines
+
+
+def _service_lines(rounds: list[Round], plan: Plan, title: str) -> list[str]:
+    lines = [
+        "",
+        f"## {title}: single-image requests",
         "",
         "| clients | req/s | ratio to constant | " + WINDOW_HEADER,
         "|---|---|---|---|---|---|---|---|",
@@ -195,7 +240,7 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
 
     lines += [
         "",
-        f"## Service: {plan.batch_images}-image requests ({plan.batch_concurrency} clients)",
+        f"## {title}: {plan.batch_images}-image requests ({plan.batch_concurrency} clients)",
         "",
         "| body | images/s | ratio to model at batch 1,024 | " + WINDOW_HEADER,
         "|---|---|---|---|---|---|---|---|",
@@ -207,7 +252,7 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
 
     lines += [
         "",
-        "## Service: start-up and memory",
+        f"## {title}: start-up and memory",
         "",
         "| figure | value |",
         "|---|---|",
@@ -228,7 +273,8 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
     lines.append(
         _row(
             [
-                "reference: RSS of a bare process that loaded TensorFlow and the model, and ran it",
+                "reference: RSS of a bare process that loaded the runtime and the model, and"
+                " ran it",
                 _n(median(rounds, lambda r: r["model_rss_mb"])) + " MB",
             ]
         )
@@ -246,33 +292,21 @@ def render_markdown(result: dict[str, Any], rounds: list[Round], plan: Plan) -> 
                 ]
             )
         )
+    return lines
 
-    lines += _stock_lines(rounds, plan)
-    lines += _histogram_lines(rounds, plan)
-    errors = sum(
-        window["errors"]
-        for r in rounds
-        for window in [
-            *r["constant"].values(),
-            *r["single"].values(),
-            r["json"],
-            r["npy"],
-            *(r["stock"]["single"].values() if "stock" in r else ()),
-            *((r["stock"]["json"], r["stock"]["npy"]) if "stock" in r else ()),
-        ]
-    )
-    lines += [
+
+def _target_lines(rows: list[dict[str, Any]], title: str) -> list[str]:
+    lines = [
         "",
-        "## Targets",
+        f"## {title}",
         "",
         "| target | measured | threshold | verdict |",
         "|---|---|---|---|",
     ]
-    for t in result["targets"]:
+    for t in rows:
         verdict = "pass" if t["passed"] else "FAIL"
         lines.append(_row([t["target"], _n(t["measured"], 3), _n(t["threshold"], 3), verdict]))
-    lines += ["", f"Failed requests during the benchmark: {errors}.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def _stock_lines(rounds: list[Round], plan: Plan) -> list[str]:
@@ -310,6 +344,7 @@ def _stock_lines(rounds: list[Round], plan: Plan) -> list[str]:
 
 def _histogram_lines(rounds: list[Round], plan: Plan) -> list[str]:
     """Images per model call during the busiest single-image window (the last round's)."""
+    runtime = rounds[-1].get("runtime", "signature")
     top = _top(plan)
     calls = rounds[-1]["single"][top].get("batch_histogram")
     if not calls:
@@ -317,7 +352,8 @@ def _histogram_lines(rounds: list[Round], plan: Plan) -> list[str]:
     total = sum(calls.values()) or 1
     lines = [
         "",
-        f"## Images per model call, single-image requests at {top} clients (last round)",
+        f"## Images per model call, {runtime} runtime, single-image requests at {top} clients"
+        " (last round)",
         "",
         "| images per call | calls | share |",
         "|---|---|---|",

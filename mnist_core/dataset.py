@@ -56,6 +56,14 @@ def load_dir(data_dir: str | Path) -> tuple[Split, Split]:
     return train, test
 
 
+def load_test_split(data_dir: str | Path) -> Split:
+    """``(x_test, y_test)`` alone: the 10,000 test images without decoding the 60,000."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataFileError(data_dir, "data directory not found")
+    return _split(data_dir, FILES["test_images"], FILES["test_labels"])
+
+
 def file_digests(data_dir: str | Path) -> dict[str, str]:
     """sha256 of each data file as stored (compressed or not), keyed by file name."""
     data_dir = Path(data_dir)

@@ -22,11 +22,11 @@ import numpy as np
 
 from mnist_core.errors import ModelUnavailable
 
+from . import agreement
 from .savedmodel import Outputs, SavedModel, outputs_problem
 
-TOLERANCE = 1e-6
-"""Largest absolute difference of a probability from the signature's that is accepted."""
-CHECK_BATCHES = (1, 7, 1024)
+TOLERANCE = agreement.TOLERANCE
+CHECK_BATCHES = agreement.CHECK_BATCHES
 
 
 class LiteModel:
@@ -86,29 +86,8 @@ def convert(reference: SavedModel) -> bytes:
 def disagreement(
     candidate: Any, reference: SavedModel, images: np.ndarray, batches: tuple[int, ...]
 ) -> str | None:
-    """How ``candidate`` differs from the signature on ``images`` at each batch size, if it does.
-
-    The reference is the signature called on everything at once; the candidate is called
-    in chunks of each size, as merged and split requests would call it.
-    """
-    expected_p, expected_l = reference(images)
-    for size in batches:
-        chunks = [candidate(images[s : s + size]) for s in range(0, len(images), size)]
-        probabilities = np.concatenate([p for p, _ in chunks])
-        labels = np.concatenate([lab for _, lab in chunks])
-        if probabilities.shape != expected_p.shape or not np.isfinite(probabilities).all():
-            return f"shape {probabilities.shape} or non-finite values at batch {size}"
-        wrong = int((labels != expected_l).sum())
-        if wrong:
-            return f"{wrong} of {len(images)} labels differ at batch {size}"
-        worst = float(np.abs(probabilities - expected_p).max())
-        if worst > TOLERANCE:
-            over = int((np.abs(probabilities - expected_p) > TOLERANCE).sum())
-            return (
-                f"probabilities differ by up to {worst:.3g} (> {TOLERANCE:g}) in {over} of "
-                f"{probabilities.size} values at batch {size}"
-            )
-    return None
+    """How ``candidate`` differs from the signature called on all of ``images`` at once."""
+    return agreement.disagreement(candidate, reference(images), images, batches)
 
 
 def derive(

@@ -1,9 +1,12 @@
 """Which runtime answers for a loaded version: the SavedModel signature, or one derived from it.
 
 ``signature`` (the default) calls the SavedModel's ``serving_default`` signature.
-``litert`` derives a LiteRT model from it (:mod:`runtime.litert`) and keeps it only if
-it agrees with the signature on the check images at every batch-size regime; if not,
-the signature answers and :attr:`Loaded.fallback` says why.
+``dense`` computes the same network with NumPy (:mod:`runtime.dense`): from the files
+the exporter derived, without importing TensorFlow, or else derived at load from the
+signature's variables. ``litert`` derives a LiteRT model at load (:mod:`runtime.litert`).
+A derived runtime is kept only if it agrees with the signature on the MNIST test images
+at every batch-size regime (:mod:`runtime.agreement`); if not, the signature answers
+and :attr:`Loaded.fallback` says why.
 """
 
 from __future__ import annotations
@@ -12,37 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from mnist_core.modeldir import ModelInfo
+from mnist_core.modeldir import ModelInfo, resolve_model
 
 from . import savedmodel
+from .agreement import check_images
 
-RUNTIMES = ("signature", "litert")
+RUNTIMES = ("signature", "dense", "litert")
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """The model that answers, the runtime it is, and why a derived one was refused."""
+    """The model that answers, the runtime it is, why a derived one was refused, and how
+    a derived one was obtained when that cost a TensorFlow import (``note``)."""
 
     model: Any
     runtime: str
     fallback: str | None = None
-
-
-def check_images(data_dir: str | Path | None) -> np.ndarray | None:
-    """The MNIST test images in ``data_dir``, which a derived runtime must agree on; None
-    when they are not there. (Synthetic images are not enough: LiteRT agreed within 1e-6
-    on noise and strokes and not on 4 of the 100,000 test probabilities.)"""
-    if data_dir is None:
-        return None
-    from mnist_core.dataset import load_dir
-
-    try:
-        _, (images, _) = load_dir(data_dir)
-    except Exception:  # any unreadable data directory: nothing to check on
-        return None
-    return np.ascontiguousarray(images)
+    note: str | None = None
 
 
 def load_runtime(
@@ -55,15 +44,29 @@ def load_runtime(
     """Load a version and the runtime asked for (falling back to the signature)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    reference = savedmodel.load(model, threads=threads)
+    info = model if isinstance(model, ModelInfo) else resolve_model(model)
     if runtime == "signature":
-        return Loaded(reference, "signature")
-    from . import litert
-
+        return Loaded(savedmodel.load(info, threads=threads), "signature")
     images = check_images(data_dir)
     if images is None:
+        reference = savedmodel.load(info, threads=threads)
         return Loaded(reference, "signature", fallback=f"no MNIST test images in {data_dir}")
-    derived, problem = litert.derive(reference, images, threads=threads)
+    note = None
+    if runtime == "dense":
+        from . import dense
+
+        model_from_files, why_not = dense.load_derived(info, images)
+        if model_from_files is not None:
+            return Loaded(model_from_files, "dense")
+        note = f"derived at load ({why_not})"
+    reference = savedmodel.load(info, threads=threads)
+    derived: Any
+    if runtime == "dense":
+        derived, problem = dense.derive(reference, images)
+    else:
+        from . import litert
+
+        derived, problem = litert.derive(reference, images, threads=threads)
     if derived is None:
         return Loaded(reference, "signature", fallback=problem)
-    return Loaded(derived, "litert")
+    return Loaded(derived, runtime, note=note)

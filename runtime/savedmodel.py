@@ -75,6 +75,8 @@ def _configure(tf: Any, threads: int | None) -> None:
 class SavedModel:
     """The ``serving_default`` signature of one exported version, callable on uint8 batches."""
 
+    runtime = "signature"
+
     def __init__(self, info: ModelInfo, signature: Any, loaded: Any, tf: Any) -> None:
         self.info = info
         self._signature = signature

@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     # glibc gives each thread its own malloc arena; TensorFlow's and the server's threads
     # would otherwise each keep tens of MB resident per worker.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    # The dense runtime's matrix products run in OpenBLAS, whose pool would otherwise
+    # start a thread per core in every worker: one per worker, like TensorFlow's.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(settings.tf_threads))
     run_dir = RunDir(Path(tempfile.mkdtemp(prefix="mnist-serve-")))
     try:
         return _serve(resolved, run_dir)

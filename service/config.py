@@ -54,13 +54,15 @@ class ServiceSettings(BaseSettings):
     """Model calls of at most this many images run on the worker's event loop rather than
     in its model thread (0: always the thread)."""
 
-    runtime: Literal["signature", "litert"] = "signature"
-    """``signature`` (the SavedModel's), or ``litert``: a LiteRT model derived at load and
-    used only if it agrees with the signature (labels, probabilities within 1e-6)."""
+    runtime: Literal["signature", "dense", "litert"] = "signature"
+    """``signature`` (the SavedModel's); ``dense``, the network in NumPy from the weights
+    the exporter derived (no TensorFlow in the worker); ``litert``, a LiteRT model derived
+    at load. A derived runtime is used only if it agrees with the signature on the test
+    images (labels identical, probabilities within 1e-6)."""
 
     data_dir: Path | None = None
-    """MNIST IDX files; with ``runtime=litert`` the derived model is checked on their test
-    images (without them it is not used)."""
+    """MNIST IDX files; a derived runtime is checked on their test images (without them
+    the signature answers)."""
 
     max_batch_images: int = Field(default=1024, ge=1, le=65536)
     """Most images one model call may take; requests are merged or split to respect it."""

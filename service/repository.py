@@ -64,7 +64,8 @@ class Version:
     state: State = State.UNLOADED
     info: ModelInfo | None = None
     model: Any = None
-    """The loaded :class:`runtime.savedmodel.SavedModel` while available."""
+    """The loaded model (:class:`runtime.savedmodel.SavedModel` or a derived runtime's)
+    while available."""
     fingerprint: str = ""
     """Of the files it was last loaded (or failed to load) from."""
     reason: str | None = None
@@ -79,6 +80,8 @@ class Version:
             "reason": self.reason,
             "error": self.error,
             "load_seconds": None if self.load_seconds is None else round(self.load_seconds, 3),
+            # Which runtime answers for it (a derived one may have been refused).
+            "runtime": getattr(self.model, "runtime", None),
             "implementation": self.info.implementation if self.info else None,
             "test_accuracy": self.info.test_accuracy if self.info else None,
         }

@@ -129,6 +129,8 @@ class Worker:
                 settings.runtime,
                 loaded.fallback,
             )
+        elif loaded.note is not None:
+            log.info("version %d: the %s runtime was %s", info.version, loaded.runtime, loaded.note)
         model = loaded.model
         model.check()
         model.warm_up()

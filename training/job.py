@@ -143,21 +143,25 @@ def run(config: JobConfig) -> tuple[Path, dict[str, Any]]:
         "report": [],
     }
 
-    def write_report(directory: Path) -> None:
-        from .report import write_report as plot
+    def before_publish(directory: Path) -> None:
+        # The NumPy runtime's weights and the signature's answers on the test images, so
+        # a worker can check and serve it without importing TensorFlow (runtime.dense).
+        from runtime.dense import write_derived
 
-        plot(directory, history, x_test, y_test, result)
+        refused = write_derived(directory, x_test)
+        if refused:
+            print(f"no derived dense runtime for this version: {refused}", flush=True)
+        if config.report:
+            from .report import write_report as plot
+
+            plot(directory, history, x_test, y_test, result)
 
     if config.report:
         from .report import REPORT_FILES
 
         metadata["report"] = list(REPORT_FILES)
     target = export.export(
-        forward,
-        trackable,
-        Path(config.model_dir),
-        metadata,
-        before_publish=write_report if config.report else None,
+        forward, trackable, Path(config.model_dir), metadata, before_publish=before_publish
     )
     return target, read_metadata(target)
 

@@ -19,7 +19,7 @@ from harness.procfs import process_tree
 from load.bench import constant_command
 from load.checks import check_predictions
 from load.loadgen import LoadResult, measure
-from load.report import Plan, render_markdown, targets
+from load.report import Plan, render_markdown, runtime_rounds, targets
 
 
 def _measure(url: str, kind: str, concurrency: int, server_pid: int | None) -> LoadResult:
@@ -196,3 +196,33 @@ def test_markdown_table_shows_every_figure_and_verdict() -> None:
     assert "and ran it | 480 MB |" in text
     assert "FAIL" in text and "pass" in text
     assert "| 1.50 (0.80) |" in text
+
+
+def test_each_other_runtime_gets_its_own_tables_and_verdicts() -> None:
+    """A runtime beside the first is judged against its own in-process model and bare
+    process, with the constant server of the same round."""
+    rounds = [_round(1300.0, 120.0), _round(900.0, 40.0)]
+    for r in rounds:
+        view = _round(1500.0, 150.0)
+        r["runtimes"] = {
+            "dense": {
+                "runtime": "dense",
+                **{k: view[k] for k in ("single", "json", "npy", "memory_warm", "memory_loaded")},
+                "model": {"1": 20_000.0, "32": 100_000.0, "1024": 200_000.0},
+                "model_rss_mb": 100.0,
+                "cold_start_s": 1.0,
+                "serving_s": 1.2,
+            }
+        }
+    dense_rounds = runtime_rounds(rounds, "dense")
+    verdicts = {t["key"]: t for t in targets(dense_rounds, PLAN)}
+    assert verdicts["single_ratio"]["measured"] == pytest.approx(0.75)
+    assert verdicts["npy"]["measured"] == pytest.approx(150_000 / 200_000)
+    assert verdicts["memory"]["measured"] == pytest.approx(5.0)
+    assert verdicts["cold_start"]["passed"]
+    result = {"started": "2026-01-01 10:00:00", "machine": {"cpus": 2}}
+    text = render_markdown({**result, "targets": targets(rounds, PLAN)}, rounds, PLAN)
+    assert "## Service on the dense runtime: single-image requests" in text
+    assert "## Targets, dense runtime" in text
+    assert "| 1024 | 200,000 |" in text  # the dense runtime's own in-process reference
+    assert "(every worker serving) | 1.20 s |" in text

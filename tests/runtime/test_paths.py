@@ -2,17 +2,19 @@
 test images: labels identical, probabilities within 1e-6.
 
 The reference is the raw ``serving_default`` signature called on the whole test set at
-once. In process: each runtime (the signature runtime, and the derived LiteRT runtime
-when its load-time check accepts it, else the fallback it chose), called in chunks of
-1, 7 and 1,024 images, directly and through the batcher with concurrent requests (so
-calls merge and split). Over HTTP, on the session's two-worker server: JSON at 1, 7 and
-1,024 images a request and ``.npy`` at 7 and 1,024, all 10,000 images each time.
+once. In process: each runtime (the signature runtime, and the derived dense and LiteRT
+runtimes when their load-time check accepts them, else the fallback chosen), called in
+chunks of 1, 7 and 1,024 images, directly and through the batcher with concurrent
+requests (so calls merge and split). Over HTTP, on the session's two-worker server
+(signature runtime) and a two-worker server on the dense runtime: JSON at 1, 7 and 1,024
+images a request and ``.npy`` at 7 and 1,024, all 10,000 images each time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from server import ServiceProcess
 
+from harness.procfs import process_tree
 from runtime import litert, runtimes
 from runtime.runtimes import Loaded
 from service.batching import Batcher
@@ -122,14 +126,24 @@ def test_a_derived_runtime_that_disagrees_is_refused(
     assert litert.disagreement(reference, reference, mnist_test_set[0][:64], (1, 7)) is None
 
 
-def test_litert_is_kept_only_when_it_agrees(loaded: Loaded) -> None:
-    if loaded.runtime == "litert":
+def test_a_derived_runtime_is_kept_only_when_it_agrees(loaded: Loaded) -> None:
+    if loaded.runtime != "signature":
         assert loaded.fallback is None
+        assert loaded.model.runtime == loaded.runtime
     else:
-        # Asked for LiteRT and refused: the reason names what differed.
+        # Asked for signature, or a derived runtime refused: the reason names what differed.
         assert loaded.model.__class__.__name__ == "SavedModel"
         if loaded.fallback is not None:
             assert "differ" in loaded.fallback or "failed" in loaded.fallback
+
+
+def test_the_dense_runtime_comes_from_the_exported_files_and_is_used(
+    trained_model_root: Path, mnist_data_dir: Path
+) -> None:
+    """The exporter derived it, so it is neither refused nor derived again at load."""
+    loaded = runtimes.load_runtime(trained_model_root, runtime="dense", data_dir=mnist_data_dir)
+    assert (loaded.runtime, loaded.fallback, loaded.note) == ("dense", None, None)
+    assert loaded.model.derived_at == "export"
 
 
 def _npy(images: np.ndarray) -> bytes:
@@ -181,6 +195,49 @@ def test_the_live_server_agrees_on_every_body_and_batch_size(
 ) -> None:
     outputs = asyncio.run(_served(service_url, mnist_test_set[0], size, kind))
     assert_agrees(outputs, reference, f"HTTP {kind} at {size} images a request")
+
+
+@pytest.fixture(scope="module")
+def dense_service(trained_model_root: Path) -> Iterator[ServiceProcess]:
+    """Two workers on the dense runtime, over the session's trained model."""
+    with ServiceProcess.start(trained_model_root, {"MNIST_RUNTIME": "dense"}, workers=2) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("kind", "size"), [("json", 1), ("json", 7), ("json", 1024), ("npy", 7), ("npy", 1024)]
+)
+def test_the_live_server_on_the_dense_runtime_agrees(
+    dense_service: ServiceProcess,
+    mnist_test_set: tuple[np.ndarray, np.ndarray],
+    reference: Outputs,
+    kind: str,
+    size: int,
+) -> None:
+    outputs = asyncio.run(_served(dense_service.url, mnist_test_set[0], size, kind))
+    assert_agrees(outputs, reference, f"dense runtime, HTTP {kind} at {size} images a request")
+
+
+def test_dense_workers_serve_without_tensorflow(dense_service: ServiceProcess) -> None:
+    """No worker of the dense server has TensorFlow's library mapped, and /models says
+    which runtime answers."""
+    workers = [p for p in process_tree(dense_service.pid) if _maps_python(p)]
+    assert len(workers) >= 2, "expected the server's Python processes"
+    for pid in workers:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "libtensorflow" not in maps and "_pywrap_tensorflow" not in maps, pid
+    status = httpx.get(f"{dense_service.url}/models", timeout=10).json()
+    assert [v["runtime"] for v in status["versions"] if v["state"] == "available"] == ["dense"]
+
+
+def _maps_python(pid: int) -> bool:
+    try:
+        return (
+            "libpython" in Path(f"/proc/{pid}/maps").read_text()
+            or "python" in Path(f"/proc/{pid}/cmdline").read_text()
+        )
+    except OSError:
+        return False
 
 
 def test_without_test_images_the_derived_runtime_is_not_used(trained_model_root: Path) -> None:
