@@ -31,7 +31,10 @@ from harness.launch import Server, free_port, running_service, start, stop
 from harness.procfs import worker_rss_mb
 
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("model call", ("runtime/savedmodel.py", "runtime/litert.py", "/tensorflow/")),
+    (
+        "model call",
+        ("runtime/savedmodel.py", "runtime/litert.py", "runtime/dense.py", "/tensorflow/"),
+    ),
     ("our metrics", ("service/metrics.py", "/prometheus_client/")),
     ("JSON decode and checks", ("service/decoding.py", "mnist_core/validation.py")),
     ("batcher and thread hand-off", ("service/batching.py", "concurrent/futures", "threading.py")),
@@ -144,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runtime", default="signature", help="the service's MNIST_RUNTIME")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--min-worker-mb", type=float, default=100.0)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 stop(server)
         else:
-            env = {"MNIST_WORKERS": str(args.workers)}
+            env = {"MNIST_WORKERS": str(args.workers), "MNIST_RUNTIME": args.runtime}
             with running_service(args.model_dir, env=env) as server:
                 figures = profile(server, args, work)
     finally:

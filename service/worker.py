@@ -31,6 +31,9 @@ from .metrics import ServiceMetrics
 from .repository import Repository, ensure_served
 from .rundir import RunDir
 
+STOP_CHECK_S = 0.01
+"""How stale the worker's view of the stop signal may be: far below the drain delay."""
+
 log = logging.getLogger("mnist.service")
 
 LIMITS = ("max_images", "max_batch_images", "max_body_bytes", "max_image_pixels")
@@ -84,6 +87,8 @@ class Worker:
         )
         self._on_failure = on_failure
         self._ready = threading.Event()
+        self._stopped = False
+        self._stop_checked_at = 0.0
         self.on_ready: Callable[[Worker], None] | None = None
         """Called (from the loading thread) once the first version serves."""
         self.pid = os.getpid()
@@ -100,8 +105,19 @@ class Worker:
 
     @property
     def stopping(self) -> bool:
-        """The drain delay is over: new requests are refused."""
-        return self.run_dir is not None and self.run_dir.stopping.exists()
+        """The drain delay is over: new requests are refused.
+
+        Asked on every request: the file is looked at no more than every
+        ``STOP_CHECK_S`` (a stat per request is a measurable share of a small one), and
+        once it exists the answer never changes back.
+        """
+        if self._stopped or self.run_dir is None:
+            return self._stopped
+        now = time.monotonic()
+        if now - self._stop_checked_at >= STOP_CHECK_S:
+            self._stop_checked_at = now
+            self._stopped = self.run_dir.stopping.exists()
+        return self._stopped
 
     @property
     def version(self) -> int | None:
