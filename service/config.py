@@ -116,6 +116,10 @@ class ServiceSettings(BaseSettings):
     job_result_ttl_s: float = Field(default=3600.0, gt=0)
     """How long an async job's result is kept after it finished (then it is deleted)."""
 
+    trim_heap_s: float = Field(default=1.0, ge=0)
+    """Seconds between returning freed memory to the system while no request is in
+    flight (glibc ``malloc_trim``; 0: never)."""
+
     model_call_delay_ms: float = Field(default=0.0, ge=0)
     """A fixed delay added to every model call, for testing capacity tools (0: none)."""
 

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from .worker import Worker
@@ -68,4 +70,29 @@ async def expire_job_results(worker: Worker) -> None:
             )
 
 
-CHORES = (report_inflight_while_stopping, expire_job_results)
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+async def trim_heap_when_idle(worker: Worker) -> None:
+    """Give memory freed by finished requests back to the system while the worker idles.
+
+    A 1,000-image request allocates tens of MB that glibc keeps in its heap after they
+    are freed; resident memory then stays at its high-water mark. ``malloc_trim`` hands
+    the free pages back; it runs only with no request in flight, so no request waits on it.
+    """
+    every_s = worker.settings.trim_heap_s
+    trim = _libc_malloc_trim()
+    if not every_s or trim is None:
+        return
+    while True:
+        await asyncio.sleep(every_s)
+        if worker.inflight == 0:
+            trim(0)
+
+
+CHORES = (report_inflight_while_stopping, expire_job_results, trim_heap_when_idle)

@@ -65,3 +65,17 @@ def test_the_readme_lists_every_reason_with_its_status() -> None:
     code, readme = code_reasons(), readme_reasons()
     assert code - readme == set(), "answered by the code but missing from the README"
     assert readme - code == set(), "in the README but never answered"
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    """Each ``ServiceSettings`` field has its ``MNIST_*`` row in the settings table."""
+    from service.config import ServiceSettings
+
+    rows = {
+        line.split("|")[1].strip()
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith("| `MNIST_")
+    }
+    documented = {name.strip("` ") for row in rows for name in row.split("/")}
+    missing = {f"MNIST_{n.upper()}" for n in ServiceSettings.model_fields} - documented
+    assert missing == set(), f"settings without a README row: {sorted(missing)}"
