@@ -118,6 +118,8 @@ class HttpGuard:
             slow = worker is not None and seconds > worker.settings.slow_request_s
             if outcome["status"] == 429:
                 _SHED.count(outcome["reason"])
+            elif outcome["status"] == 503 and scope["method"] == "GET":
+                pass  # a readiness answer (loading, draining): probes ask every few seconds
             elif outcome["status"] >= 400 or slow:
                 _log_request(scope, request_id, outcome, seconds, slow)
 
