@@ -123,11 +123,29 @@ def cpu_use(before: CpuSnapshot, after: CpuSnapshot, wall: float | None = None) 
     return CpuUse(own, tree, split, max(machine - own - (tree or 0.0), 0.0))
 
 
-def worker_rss_mb(pid: int, min_mb: float = 200.0) -> dict[int, float]:
-    """Resident MB of the processes of ``pid``'s tree that hold a model (over ``min_mb``).
+BENTOML_WORKER = b"_bentoml_impl.worker."
+"""In the command line of every BentoML worker (``python -m _bentoml_impl.worker.service``)."""
 
-    BentoML keeps a few small helper processes beside its workers; a worker with its
-    TensorFlow runtime and model is hundreds of MB.
+
+def is_bentoml_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return BENTOML_WORKER in f.read()
+    except OSError:
+        return False
+
+
+def worker_rss_mb(pid: int, min_mb: float = 200.0) -> dict[int, float]:
+    """Resident MB of the worker processes of ``pid``'s tree, the ones that hold a model.
+
+    BentoML's workers are known by their command line. For a tree without them, the
+    processes over ``min_mb``: helper processes are small, a worker with TensorFlow and
+    its model is hundreds of MB (a worker without TensorFlow is not, hence the command
+    line first).
     """
-    sizes = {p: rss_bytes(p) / 2**20 for p in process_tree(pid)}
+    tree = process_tree(pid)
+    workers = [p for p in tree if is_bentoml_worker(p)]
+    if workers:
+        return {p: rss_bytes(p) / 2**20 for p in workers}
+    sizes = {p: rss_bytes(p) / 2**20 for p in tree}
     return {p: size for p, size in sizes.items() if size > min_mb}

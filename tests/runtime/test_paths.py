@@ -24,7 +24,7 @@ import orjson
 import pytest
 from server import ServiceProcess
 
-from harness.procfs import process_tree
+from harness.procfs import worker_rss_mb
 from runtime import litert, runtimes
 from runtime.runtimes import Loaded
 from service.batching import Batcher
@@ -219,28 +219,12 @@ def test_the_live_server_on_the_dense_runtime_agrees(
 
 
 def test_dense_workers_serve_without_tensorflow(dense_service: ServiceProcess) -> None:
-    """No worker of the dense server has TensorFlow's library mapped, and /models says
-    which runtime answers."""
-    workers = [p for p in process_tree(dense_service.pid) if _maps_python(p)]
-    assert len(workers) >= 2, "expected the server's Python processes"
-    for pid in workers:
+    """Neither the dense server's workers (found by their command line) nor its main
+    process has TensorFlow's library mapped, and /models says which runtime answers."""
+    workers = worker_rss_mb(dense_service.pid)
+    assert len(workers) == 2, f"expected the server's two workers, found {workers}"
+    for pid in [*workers, dense_service.pid]:
         maps = Path(f"/proc/{pid}/maps").read_text()
         assert "libtensorflow" not in maps and "_pywrap_tensorflow" not in maps, pid
     status = httpx.get(f"{dense_service.url}/models", timeout=10).json()
     assert [v["runtime"] for v in status["versions"] if v["state"] == "available"] == ["dense"]
-
-
-def _maps_python(pid: int) -> bool:
-    try:
-        return (
-            "libpython" in Path(f"/proc/{pid}/maps").read_text()
-            or "python" in Path(f"/proc/{pid}/cmdline").read_text()
-        )
-    except OSError:
-        return False
-
-
-def test_without_test_images_the_derived_runtime_is_not_used(trained_model_root: Path) -> None:
-    loaded = runtimes.load_runtime(trained_model_root, runtime="litert", data_dir=None)
-    assert loaded.runtime == "signature"
-    assert loaded.fallback is not None and "no MNIST test images" in loaded.fallback
