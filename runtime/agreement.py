@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-Outputs = tuple[np.ndarray, np.ndarray]
+from mnist_core.errors import ModelUnavailable
+from mnist_core.modeldir import ModelInfo
+
+from .savedmodel import Outputs, known_images, outputs_problem
 
 TOLERANCE = 1e-6
 """Largest absolute difference of a probability from the signature's that is accepted."""
@@ -61,3 +64,31 @@ def disagreement(
                 f"{probabilities.size} values at batch {size}"
             )
     return None
+
+
+class DerivedModel:
+    """What every derived runtime shares: its version, a sanity check on known images
+    (agreement with the signature is checked before one is built) and its warm-up."""
+
+    runtime = "derived"
+    info: ModelInfo
+
+    def __call__(self, images: np.ndarray) -> Outputs:
+        raise NotImplementedError
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    def check(self) -> None:
+        images = known_images()
+        problem = outputs_problem(*self(images), len(images))
+        if problem:
+            raise ModelUnavailable(
+                f"{self.runtime} model derived from {self.info.path} answers wrongly: {problem}",
+                reason="bad_outputs",
+            )
+
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 2, 8, 64)) -> None:
+        for size in batch_sizes:
+            self(np.zeros((size, 28, 28), dtype=np.uint8))

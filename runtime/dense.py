@@ -31,11 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from mnist_core.errors import ModelUnavailable
 from mnist_core.modeldir import ModelInfo
 
 from . import agreement
-from .savedmodel import Outputs, SavedModel, known_images, outputs_problem
+from .savedmodel import Outputs, SavedModel
 
 DERIVED_DIR = "derived"
 WEIGHTS_FILE = "dense.npz"
@@ -48,7 +47,7 @@ CLASSES = 10
 Layers = list[tuple[np.ndarray, np.ndarray]]
 
 
-class DenseModel:
+class DenseModel(agreement.DerivedModel):
     """Dense layers, relu between them and softmax after the last; callable like
     :class:`~runtime.savedmodel.SavedModel`. Stateless, so any thread may call it."""
 
@@ -61,10 +60,6 @@ class DenseModel:
             (np.ascontiguousarray(k, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32))
             for k, b in layers
         ]
-
-    @property
-    def version(self) -> int:
-        return self.info.version
 
     def __call__(self, images: np.ndarray) -> Outputs:
         """``uint8 [N, 28, 28]`` -> (probabilities float32 ``[N, 10]``, labels int64 ``[N]``).
@@ -84,20 +79,6 @@ class DenseModel:
         np.exp(x, out=x)
         x /= x.sum(axis=1, keepdims=True)
         return x, x.argmax(axis=1).astype(np.int64)
-
-    def check(self) -> None:
-        """Sane answers on known images (agreement with the signature was checked first)."""
-        images = known_images()
-        problem = outputs_problem(*self(images), len(images))
-        if problem:
-            raise ModelUnavailable(
-                f"derived model of {self.info.path} answers wrongly: {problem}",
-                reason="bad_outputs",
-            )
-
-    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 2, 8, 64)) -> None:
-        for size in batch_sizes:
-            self(np.zeros((size, 28, 28), dtype=np.uint8))
 
 
 def layers_problem(arrays: list[np.ndarray]) -> str | None:

@@ -20,16 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from mnist_core.errors import ModelUnavailable
-
 from . import agreement
-from .savedmodel import Outputs, SavedModel, outputs_problem
+from .savedmodel import Outputs, SavedModel
 
 TOLERANCE = agreement.TOLERANCE
 CHECK_BATCHES = agreement.CHECK_BATCHES
 
 
-class LiteModel:
+class LiteModel(agreement.DerivedModel):
     """The derived model, callable like :class:`~runtime.savedmodel.SavedModel`."""
 
     runtime = "litert"
@@ -45,32 +43,12 @@ class LiteModel:
         # caller while serving, but the loading thread checks and warms it first.
         self._lock = threading.Lock()
 
-    @property
-    def version(self) -> int:
-        return self.info.version
-
     def __call__(self, images: np.ndarray) -> Outputs:
         """``uint8 [N, 28, 28]`` -> (probabilities float32 ``[N, 10]``, labels int64 ``[N]``)."""
         with self._lock:
             outputs = self._runner(images=np.ascontiguousarray(images, dtype=np.uint8))
         # The runner hands out views of the interpreter's buffers, reused by the next call.
         return outputs["probabilities"].copy(), outputs["label"].astype(np.int64, copy=True)
-
-    def check(self) -> None:
-        """Sane answers on known images (the agreement check ran when it was derived)."""
-        from .savedmodel import known_images
-
-        images = known_images()
-        problem = outputs_problem(*self(images), len(images))
-        if problem:
-            raise ModelUnavailable(
-                f"derived model of {self.info.path} answers wrongly: {problem}",
-                reason="bad_outputs",
-            )
-
-    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 2, 8, 64)) -> None:
-        for size in batch_sizes:
-            self(np.zeros((size, 28, 28), dtype=np.uint8))
 
 
 def convert(reference: SavedModel) -> bytes:

@@ -31,6 +31,8 @@ from service.batching import Batcher
 
 TOLERANCE = 1e-6
 BATCHES = (1, 7, 1024)
+HTTP_CASES = [("json", 1), ("json", 7), ("json", 1024), ("npy", 7), ("npy", 1024)]
+"""Body kind and images a request: every JSON regime, and .npy where it is the fast path."""
 Outputs = tuple[np.ndarray, np.ndarray]
 
 
@@ -183,9 +185,7 @@ async def _served(url: str, images: np.ndarray, size: int, kind: str) -> Outputs
     return probabilities, np.array([p["label"] for p in flat])
 
 
-@pytest.mark.parametrize(
-    ("kind", "size"), [("json", 1), ("json", 7), ("json", 1024), ("npy", 7), ("npy", 1024)]
-)
+@pytest.mark.parametrize(("kind", "size"), HTTP_CASES)
 def test_the_live_server_agrees_on_every_body_and_batch_size(
     service_url: str,
     mnist_test_set: tuple[np.ndarray, np.ndarray],
@@ -204,9 +204,7 @@ def dense_service(trained_model_root: Path) -> Iterator[ServiceProcess]:
         yield server
 
 
-@pytest.mark.parametrize(
-    ("kind", "size"), [("json", 1), ("json", 7), ("json", 1024), ("npy", 7), ("npy", 1024)]
-)
+@pytest.mark.parametrize(("kind", "size"), HTTP_CASES)
 def test_the_live_server_on_the_dense_runtime_agrees(
     dense_service: ServiceProcess,
     mnist_test_set: tuple[np.ndarray, np.ndarray],
@@ -228,3 +226,12 @@ def test_dense_workers_serve_without_tensorflow(dense_service: ServiceProcess) -
         assert "libtensorflow" not in maps and "_pywrap_tensorflow" not in maps, pid
     status = httpx.get(f"{dense_service.url}/models", timeout=10).json()
     assert [v["runtime"] for v in status["versions"] if v["state"] == "available"] == ["dense"]
+
+
+@pytest.mark.parametrize("runtime", ["dense", "litert"])
+def test_without_test_images_the_derived_runtime_is_not_used(
+    trained_model_root: Path, runtime: str
+) -> None:
+    loaded = runtimes.load_runtime(trained_model_root, runtime=runtime, data_dir=None)
+    assert loaded.runtime == "signature"
+    assert loaded.fallback is not None and "no MNIST test images" in loaded.fallback
