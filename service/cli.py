@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import shutil
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
@@ -98,17 +103,80 @@ def _serve(settings: ServiceSettings, run: RunDir) -> int:
     traffic["timeout"] = settings.request_timeout_s + 5
     configure_bentoml(settings, SERVICE.name)
 
-    server = SERVICE.serve_http(host=settings.host, port=settings.port, threaded=True)
-    arbiter_thread: threading.Thread = server.arbiter._thread
     shutdown = Shutdown(settings, run)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        failure = StartFailure()
+        with failure.watching():
+            server = SERVICE.serve_http(host=settings.host, port=settings.port, threaded=True)
+            status = _supervise(server, settings, run, shutdown)
+        if status is not None:
+            return status
+        error = failure.error
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            print(f"mnist-serve: {settings.host}:{settings.port} is in use", file=sys.stderr)
+            return 1
+        again = attempt < START_ATTEMPTS and _is_port_race(error)
+        print(
+            f"mnist-serve: the process manager failed to start "
+            f"({type(error).__name__}: {error})" + ("; starting it again" if again else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        if not again:
+            return 1
+        time.sleep(START_RETRY_S * attempt)
+    return 1
+
+
+START_ATTEMPTS = 3
+START_RETRY_S = 0.5
+
+
+def _is_port_race(error: BaseException | None) -> bool:
+    """BentoML picks the process manager's two ZeroMQ ports free and releases them before
+    binding: another process can take one in between. Such a start is tried again."""
+    return type(error).__name__ == "ZMQError" and "Address already in use" in str(error)
+
+
+class StartFailure:
+    """The exception that ended BentoML's process-manager thread during start-up, caught
+    instead of printed as a traceback (it is reported in one line)."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        previous = threading.excepthook
+
+        def hook(args: threading.ExceptHookArgs) -> None:
+            # Python names a thread after its target: the ThreadedArbiter's is "_worker".
+            arbiter = args.thread is not None and args.thread.name.endswith("(_worker)")
+            if arbiter and self.error is None and args.exc_value is not None:
+                self.error = args.exc_value
+                return
+            previous(args)
+
+        threading.excepthook = hook
+        try:
+            yield
+        finally:
+            threading.excepthook = previous
+
+
+def _supervise(
+    server: Any, settings: ServiceSettings, run: RunDir, shutdown: Shutdown
+) -> int | None:
+    """Run until shutdown or failure; the exit status, or None when BentoML's process
+    manager stopped before any worker was ready (a failed start)."""
+    arbiter_thread: threading.Thread = server.arbiter._thread
     announced = False
-    status = 0
+    status: int | None = 0
     try:
         while arbiter_thread.is_alive():
             shutdown.install()
             if shutdown.requested.wait(POLL_SECONDS):
-                status = shutdown.drain()
-                break
+                return shutdown.drain()
             if run.failure.exists():
                 print(f"mnist-serve: {run.failure.read_text().strip()}", file=sys.stderr)
                 return 1
@@ -119,8 +187,12 @@ def _serve(settings: ServiceSettings, run: RunDir) -> int:
                     f"http://{settings.host}:{settings.port}",
                     flush=True,
                 )
+        if not announced and not run.ready_workers():
+            status = None
     finally:
         server.stop()
+        # A start that failed half-way leaves the listening socket bound; a retry needs it.
+        server.arbiter.sockets.close_all()
         # The arbiter's ZeroMQ context keeps two threads alive that would block exit.
         server.arbiter.context.destroy(linger=0)
     return status

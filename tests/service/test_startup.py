@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -153,3 +154,46 @@ def test_start_is_quiet_and_says_when_every_worker_serves(service: ServiceProces
     assert ready == [f"mnist-serve: ready: 2 worker(s) serving on {service.url}"]
     # The harness asked /readyz while the workers loaded: those 503s are answers, not errors.
     assert not [line for line in lines if "/readyz -> 503" in line], log
+
+
+def test_a_port_in_use_fails_with_one_line_and_a_failing_status(
+    trained_model_root: Path,
+) -> None:
+    """BentoML's process manager dies in its own thread; mnist-serve says why and exits 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "service.cli", "--model-dir", str(trained_model_root)],
+            cwd=REPO,
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", "MNIST_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"mnist-serve: 127.0.0.1:{port} is in use" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+
+
+def test_a_taken_process_manager_port_is_tried_again() -> None:
+    """The start-up race BentoML leaves open (its ZeroMQ ports are chosen free, released,
+    then bound) is recognised from the real error; other failures are not retried."""
+    import zmq
+
+    from service.cli import _is_port_race
+
+    context = zmq.Context()
+    first, second = context.socket(zmq.REP), context.socket(zmq.REP)
+    try:
+        port = first.bind_to_random_port("tcp://127.0.0.1")
+        with pytest.raises(zmq.ZMQError) as raised:
+            second.bind(f"tcp://127.0.0.1:{port}")
+        assert _is_port_race(raised.value)
+        assert not _is_port_race(OSError(98, "Address already in use"))
+        assert not _is_port_race(None)
+    finally:
+        first.close(linger=0)
+        second.close(linger=0)
+        context.term()
