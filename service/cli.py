@@ -115,7 +115,7 @@ def _serve(settings: ServiceSettings, run: RunDir) -> int:
         if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
             print(f"mnist-serve: {settings.host}:{settings.port} is in use", file=sys.stderr)
             return 1
-        again = attempt < START_ATTEMPTS and _is_port_race(error)
+        again = attempt < START_ATTEMPTS and is_port_race(error)
         print(
             f"mnist-serve: the process manager failed to start "
             f"({type(error).__name__}: {error})" + ("; starting it again" if again else ""),
@@ -132,7 +132,7 @@ START_ATTEMPTS = 3
 START_RETRY_S = 0.5
 
 
-def _is_port_race(error: BaseException | None) -> bool:
+def is_port_race(error: BaseException | None) -> bool:
     """BentoML picks the process manager's two ZeroMQ ports free and releases them before
     binding: another process can take one in between. Such a start is tried again."""
     return type(error).__name__ == "ZMQError" and "Address already in use" in str(error)

@@ -182,7 +182,7 @@ def test_a_taken_process_manager_port_is_tried_again() -> None:
     then bound) is recognised from the real error; other failures are not retried."""
     import zmq
 
-    from service.cli import _is_port_race
+    from service.cli import is_port_race
 
     context = zmq.Context()
     first, second = context.socket(zmq.REP), context.socket(zmq.REP)
@@ -190,9 +190,9 @@ def test_a_taken_process_manager_port_is_tried_again() -> None:
         port = first.bind_to_random_port("tcp://127.0.0.1")
         with pytest.raises(zmq.ZMQError) as raised:
             second.bind(f"tcp://127.0.0.1:{port}")
-        assert _is_port_race(raised.value)
-        assert not _is_port_race(OSError(98, "Address already in use"))
-        assert not _is_port_race(None)
+        assert is_port_race(raised.value)
+        assert not is_port_race(OSError(98, "Address already in use"))
+        assert not is_port_race(None)
     finally:
         first.close(linger=0)
         second.close(linger=0)
