@@ -57,7 +57,9 @@ def images_from_json(
         )
     check_count(len(images), max_images)
     if not may_hold_booleans:
-        batch = _fast_batch(images)
+        batch = _byte_batch(images)
+        if batch is None:
+            batch = _fast_batch(images)
         if batch is not None:
             return batch
     return np.stack([_one_image(image, index) for index, image in enumerate(images)])
@@ -119,6 +121,33 @@ def to_pixels(batch: np.ndarray, *, first_index: int = 0) -> np.ndarray:
 
 def _first_image(bad: np.ndarray) -> int:
     return int(np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))[0])
+
+
+def _byte_batch(images: list[object]) -> np.ndarray | None:
+    """Images of whole numbers 0..255 through ``bytes()``, or None for anything else.
+
+    ``bytes(values)`` accepts exactly Python integers 0..255 (and booleans, which the
+    caller has ruled out), so it checks the pixel rule for the usual integer body in a
+    quarter of the time NumPy's type inference takes; floats, strings, nulls, nested
+    lists and values out of range raise, and the general path handles those.
+    """
+    pixels = bytearray()
+    try:
+        for image in images:
+            if type(image) is not list:
+                return None
+            if len(image) == PIXELS:
+                pixels += bytes(image)
+            elif len(image) == SIDE:
+                for row in image:
+                    if type(row) is not list or len(row) != SIDE:
+                        return None
+                    pixels += bytes(row)
+            else:
+                return None
+    except (TypeError, ValueError):
+        return None
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(len(images), SIDE, SIDE)
 
 
 def _fast_batch(images: list[object]) -> np.ndarray | None:

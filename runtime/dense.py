@@ -71,7 +71,7 @@ class DenseModel(agreement.DerivedModel):
         x /= np.float32(255.0)
         last = len(self._layers) - 1
         for index, (kernel, bias) in enumerate(self._layers):
-            x = x @ kernel
+            x = _product(x, kernel)
             x += bias
             if index < last:
                 np.maximum(x, 0, out=x)
@@ -79,6 +79,23 @@ class DenseModel(agreement.DerivedModel):
         np.exp(x, out=x)
         x /= x.sum(axis=1, keepdims=True)
         return x, x.argmax(axis=1).astype(np.int64)
+
+
+PAIRED_ROWS = range(3, 8)
+"""Batch sizes computed two rows at a time: OpenBLAS's gemm copies (packs) the whole
+kernel on every call, which for 3 to 7 rows costs more than the arithmetic, while one or
+two rows take its cheaper small-matrix path (measured: 7 rows in 122 us paired, 159 us
+whole; 8 rows cost the same either way)."""
+
+
+def _product(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    if len(x) not in PAIRED_ROWS:
+        whole: np.ndarray = x @ kernel
+        return whole
+    out = np.empty((len(x), kernel.shape[1]), dtype=np.float32)
+    for start in range(0, len(x), 2):
+        np.matmul(x[start : start + 2], kernel, out=out[start : start + 2])
+    return out
 
 
 def layers_problem(arrays: list[np.ndarray]) -> str | None:

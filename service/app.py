@@ -25,6 +25,10 @@ from .errors import CatchAll, exception_handlers, json_response
 from .middleware import HttpGuard
 from .worker import Worker
 
+OWN_PREFIXES = ("/predict", "/v2/", "/v1/models/")
+"""Path prefixes only :func:`create_app`'s routes serve (BentoML has none of its own
+under them): the prediction endpoints of every protocol."""
+
 WorkerSource = Callable[[], Worker | None]
 SpecSource = Callable[[], dict[str, Any]]
 

@@ -11,7 +11,9 @@ For every request that carries work (POST, PUT, PATCH):
   longer than ``MNIST_BODY_TIMEOUT_S`` to arrive gets 408: a slow or stuck client holds
   neither a worker nor memory;
 * BentoML's own routes (the async-job task) check their content type here; our own
-  routes check theirs in their handlers (:mod:`service.native`).
+  routes check theirs in their handlers (:mod:`service.native`);
+* requests for the prediction paths, which only our app serves, are handed to it
+  directly (``own``), skipping the framework's routing on the hot path.
 
 For every response: BentoML's and Starlette's own 4xx/5xx bodies (a JSON list, upstream
 issue #4232, a pydantic error object, plain text) are rewritten into our
@@ -67,10 +69,15 @@ class HttpGuard:
         *,
         worker: Callable[[], Worker | None],
         content_types: Mapping[str, tuple[str, ...]] | None = None,
+        own: tuple[ASGIApp, tuple[str, ...]] | None = None,
     ) -> None:
         self.app = app
         self.worker = worker
         self.content_types = content_types or {}
+        # Requests under these path prefixes go straight to our own app, not through
+        # BentoML's router, request context and mount, which would reach the same app
+        # after matching every route twice: the framework never serves these paths.
+        self.own_app, self.own_prefixes = own if own is not None else (app, ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,7 +116,9 @@ class HttpGuard:
                 worker.inflight += 1  # counted from here: a slow body holds no slot
                 admitted = True
                 receive = _replay(body, receive)
-            await self.app(scope, receive, send)
+            path: str = scope["path"]
+            app = self.own_app if path.startswith(self.own_prefixes) else self.app
+            await app(scope, receive, send)
         finally:
             if admitted:
                 assert worker is not None
@@ -258,27 +267,27 @@ async def _read_body(
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         return b"", _too_large(limit)
-    deadline = time.monotonic() + timeout_s
     chunks: list[bytes] = []
     size = 0
-    while True:
-        try:
-            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
-        except TimeoutError:
-            return b"", RequestTimeout(
-                f"the request body did not arrive within {timeout_s:g} s",
-                limit_s=timeout_s,
-            )
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return b"", _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks), None
+    try:
+        # One deadline for the whole body; wait_for would cost a task per chunk.
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    return b"", _too_large(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        return b"", RequestTimeout(
+            f"the request body did not arrive within {timeout_s:g} s", limit_s=timeout_s
+        )
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0], None
 
 
 def _error_object(status: int, raw: bytes, protocol: str) -> tuple[dict[str, Any], bool]:

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from mnist_core.errors import ModelUnavailable
 
 from . import jobs, logs, multipart
-from .app import create_app
+from .app import OWN_PREFIXES, create_app
 from .config import ServiceSettings
 from .metrics import ServiceMetrics
 from .middleware import HttpGuard
@@ -71,24 +71,31 @@ SERVICE: bentoml.Service[Any] = MnistService
 """The decorated service (mypy sees the bare class through BentoML's decorator)."""
 
 
+_worker: Worker | None = None
+
+
 def current_worker() -> Worker | None:
     """This process's worker, once BentoML has built the service instance."""
-    try:
-        instance = bentoml.get_current_service()
-    except bentoml.exceptions.BentoMLException:
-        return None
-    worker: Worker | None = getattr(instance, "worker", None)
-    return worker
+    global _worker
+    if _worker is None:  # asked on every request: looked up until found, then kept
+        try:
+            instance = bentoml.get_current_service()
+        except bentoml.exceptions.BentoMLException:
+            return None
+        _worker = getattr(instance, "worker", None)
+    return _worker
 
 
 # BentoML still parses the task's multipart upload: without URL fetching, errors as 400s.
 multipart.install()
+APP = create_app(current_worker, bentoml_spec=lambda: SERVICE.openapi_spec.asdict())
 SERVICE.add_asgi_middleware(
-    HttpGuard, worker=current_worker, content_types={"/batch/submit": ("multipart/form-data",)}
+    HttpGuard,
+    worker=current_worker,
+    content_types={"/batch/submit": ("multipart/form-data",)},
+    own=(APP, OWN_PREFIXES),
 )
-SERVICE.mount_asgi_app(
-    create_app(current_worker, bentoml_spec=lambda: SERVICE.openapi_spec.asdict())
-)
+SERVICE.mount_asgi_app(APP)
 
 
 def _announce(worker: Worker) -> None:

@@ -82,6 +82,27 @@ def test_each_runtime_agrees_at_each_batch_size(
     assert_agrees(outputs, reference, f"{loaded.runtime} runtime at batch {size}")
 
 
+@pytest.fixture(scope="module")
+def dense_model(trained_model_root: Path, mnist_data_dir: Path) -> Loaded:
+    loaded = runtimes.load_runtime(
+        trained_model_root, runtime="dense", threads=1, data_dir=mnist_data_dir
+    )
+    assert loaded.runtime == "dense"
+    return loaded
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5, 6, 8])
+def test_the_dense_runtime_agrees_at_every_small_batch_size(
+    dense_model: Loaded,
+    mnist_test_set: tuple[np.ndarray, np.ndarray],
+    reference: Outputs,
+    size: int,
+) -> None:
+    """Sizes 3 to 7 are computed two rows at a time, 1, 2 and 8 whole: all agree."""
+    outputs = chunked(dense_model.model, mnist_test_set[0], size)
+    assert_agrees(outputs, reference, f"dense runtime at batch {size}")
+
+
 def test_the_batcher_merges_and_splits_without_changing_answers(
     loaded: Loaded, mnist_test_set: tuple[np.ndarray, np.ndarray], reference: Outputs
 ) -> None:

@@ -140,6 +140,27 @@ def test_the_guard_checks_content_types_of_framework_routes(worker: Worker) -> N
     assert accepted.text == "reached"
 
 
+def test_the_guard_hands_our_own_paths_straight_to_our_app(worker: Worker) -> None:
+    def app_saying(text: str) -> Starlette:
+        async def endpoint(_: Request) -> Response:
+            return PlainTextResponse(text)
+
+        paths = ("/predict", "/v2/models/mnist/infer", "/batch/submit")
+        return Starlette(routes=[Route(p, endpoint, methods=["POST"]) for p in paths])
+
+    app = HttpGuard(
+        app_saying("framework"),
+        worker=lambda: worker,
+        own=(app_saying("ours"), ("/predict", "/v2/")),
+    )
+    assert call(app, "POST", "/predict", content=b"{}").text == "ours"
+    assert call(app, "POST", "/v2/models/mnist/infer", content=b"{}").text == "ours"
+    assert call(app, "POST", "/batch/submit", content=b"{}").text == "framework"
+    # Still guarded: the body limit holds on the direct path too.
+    refused = call(app, "POST", "/predict", content=b"x" * (LIMIT + 1))
+    assert refused.status_code == 413
+
+
 @pytest.mark.parametrize(
     ("body", "status", "expected"),
     [
