@@ -287,7 +287,7 @@ async def _read_body(
         return b"", RequestTimeout(
             f"the request body did not arrive within {timeout_s:g} s", limit_s=timeout_s
         )
-    return b"".join(chunks) if len(chunks) != 1 else chunks[0], None
+    return b"".join(chunks), None
 
 
 def _error_object(status: int, raw: bytes, protocol: str) -> tuple[dict[str, Any], bool]:
