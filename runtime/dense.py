@@ -11,9 +11,10 @@ TensorFlow when a worker loads it. ``derived/`` beside the SavedModel holds the 
 the signature's own answers on the test images and the sha256 of every file involved,
 the SavedModel's among them. A worker checks that the files still match, recomputes
 the test images at every batch regime and compares with the stored answers, and never
-imports TensorFlow. A version without the files (or whose files no longer match) is
-derived at load from the loaded signature's variables and checked against the live
-signature.
+imports TensorFlow; under ``mnist-serve`` that comparison is made once for all workers
+while BentoML starts (:mod:`runtime.checks`). A version without the files (or whose
+files no longer match) is derived at load from the loaded signature's variables and
+checked against the live signature.
 
 Rows are not byte-identical across batch sizes (OpenBLAS picks its kernels by shape; the
 same image's probabilities move by up to 7e-7 between batch sizes), within the 1e-6
@@ -31,9 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from mnist_core.modeldir import ModelInfo
+from mnist_core.errors import ModelUnavailable
+from mnist_core.modeldir import ModelInfo, resolve_model
 
-from . import agreement
+from . import agreement, checks
+from .checks import CheckRecords
 from .savedmodel import Outputs, SavedModel
 
 DERIVED_DIR = "derived"
@@ -56,6 +59,7 @@ class DenseModel(agreement.DerivedModel):
     def __init__(self, info: ModelInfo, layers: Layers, *, derived_at: str) -> None:
         self.info = info
         self.derived_at = derived_at  # "export" (no TensorFlow needed) or "load"
+        self.checked_by_run = False  # True: this run's start-up check, not this process
         self._layers = [
             (np.ascontiguousarray(k, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32))
             for k, b in layers
@@ -201,11 +205,45 @@ def write_derived(version_dir: str | Path, images: np.ndarray) -> str | None:
 
 
 def load_derived(
-    info: ModelInfo, images: np.ndarray, *, batches: tuple[int, ...] = agreement.CHECK_BATCHES
+    info: ModelInfo,
+    images: np.ndarray,
+    *,
+    batches: tuple[int, ...] = agreement.CHECK_BATCHES,
+    records: CheckRecords | None = None,
 ) -> tuple[DenseModel | None, str | None]:
     """From ``derived/`` without TensorFlow: (the model, None) if its files match the
     SavedModel and it agrees with the signature's stored answers on ``images``, else
-    (None, why not)."""
+    (None, why not). With ``records``, a verdict this run already reached on exactly
+    these files and settings is taken instead of checking again, and a new one is
+    recorded."""
+    found, why_not = _read_derived(info, images)
+    if found is None:
+        return None, why_not
+    model, expected, manifest = found
+    key = {
+        "weights_sha256": manifest["weights_sha256"],
+        "reference_sha256": manifest["reference_sha256"],
+        "images_sha256": manifest["check_images"]["sha256"],
+        "batches": list(batches),
+        "tolerance": agreement.TOLERANCE,
+        **checks.environment(),
+    }
+    verdict = records.verdict(info.version, key) if records is not None else None
+    if verdict is not None:
+        problem = verdict.problem
+        model.checked_by_run = True
+    else:
+        problem = agreement.disagreement(model, expected, images, batches)
+        if records is not None:
+            records.record(info.version, key, problem)
+    return (None, problem) if problem else (model, None)
+
+
+def _read_derived(
+    info: ModelInfo, images: np.ndarray
+) -> tuple[tuple[DenseModel, Outputs, dict[str, Any]] | None, str | None]:
+    """The model in ``derived/``, the signature's stored answers and the manifest, if
+    every file matches its digest and the SavedModel's files; else why not."""
     target = info.path / DERIVED_DIR
     try:
         manifest: dict[str, Any] = json.loads((target / MANIFEST_FILE).read_text())
@@ -234,19 +272,43 @@ def load_derived(
     if problem:
         return None, f"the derived weights are not a stack of dense layers ({problem})"
     model = DenseModel(info, list(zip(flat[::2], flat[1::2], strict=True)), derived_at="export")
-    problem = agreement.disagreement(model, expected, images, batches)
-    return (None, problem) if problem else (model, None)
+    return (model, expected, manifest), None
+
+
+def check_into(directory: Path, version_dirs: list[Path], data_dir: str | None) -> int:
+    """Check each version's derived files and record the verdicts in ``directory`` for
+    the workers of this run (:mod:`runtime.checks`); how many were refused."""
+    records = CheckRecords(directory, wait_s=0)
+    refused = 0
+    try:
+        images = agreement.check_images(data_dir)
+        if images is None:
+            return 0  # the workers fall back to the signature and say why
+        for path in version_dirs:
+            try:
+                info = resolve_model(path)
+            except ModelUnavailable:
+                continue  # the worker that loads it says why
+            _, problem = load_derived(info, images, records=records)
+            refused += problem is not None
+    finally:
+        records.done(int(path.name) for path in version_dirs)
+    return refused
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m runtime.dense VERSION_DIR...``: derive for versions exported before."""
+    """``python -m runtime.dense VERSION_DIR...``: derive for versions exported before.
+    With ``--check-into DIR``, only check them and record the verdicts there."""
     import argparse
     import os
 
     parser = argparse.ArgumentParser(prog="python -m runtime.dense", description=main.__doc__)
     parser.add_argument("version_dirs", nargs="+", type=Path)
     parser.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR"))
+    parser.add_argument("--check-into", type=Path, metavar="DIR")
     args = parser.parse_args(argv)
+    if args.check_into is not None:
+        return 1 if check_into(args.check_into, args.version_dirs, args.data_dir) else 0
     images = agreement.check_images(args.data_dir)
     if images is None:
         parser.error(f"no MNIST test images in {args.data_dir} (--data-dir or MNIST_DATA_DIR)")

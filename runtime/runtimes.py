@@ -19,6 +19,7 @@ from mnist_core.modeldir import ModelInfo, resolve_model
 
 from . import savedmodel
 from .agreement import check_images
+from .checks import CheckRecords
 
 RUNTIMES = ("signature", "dense", "litert")
 
@@ -26,7 +27,7 @@ RUNTIMES = ("signature", "dense", "litert")
 @dataclass(frozen=True)
 class Loaded:
     """The model that answers, the runtime it is, why a derived one was refused, and how
-    a derived one was obtained when that cost a TensorFlow import (``note``)."""
+    it was obtained or checked where that is worth a line in the log (``note``)."""
 
     model: Any
     runtime: str
@@ -40,8 +41,10 @@ def load_runtime(
     runtime: str = "signature",
     threads: int | None = None,
     data_dir: str | Path | None = None,
+    records: CheckRecords | None = None,
 ) -> Loaded:
-    """Load a version and the runtime asked for (falling back to the signature)."""
+    """Load a version and the runtime asked for (falling back to the signature);
+    ``records``: the verdicts of checks this run already made (:mod:`runtime.checks`)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     info = model if isinstance(model, ModelInfo) else resolve_model(model)
@@ -55,9 +58,10 @@ def load_runtime(
     if runtime == "dense":
         from . import dense
 
-        model_from_files, why_not = dense.load_derived(info, images)
+        model_from_files, why_not = dense.load_derived(info, images, records=records)
         if model_from_files is not None:
-            return Loaded(model_from_files, "dense")
+            checked = "checked once for this run" if model_from_files.checked_by_run else None
+            return Loaded(model_from_files, "dense", note=checked)
         note = f"derived at load ({why_not})"
     reference = savedmodel.load(info, threads=threads)
     derived: Any

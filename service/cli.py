@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -19,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 
 from mnist_core.errors import ModelUnavailable
 from mnist_core.modeldir import existing_versions, find_model
+from runtime.checks import CheckRecords
 
 from .config import ServiceSettings
 from .rundir import RUN_DIR_ENV, RunDir
@@ -79,10 +81,34 @@ def main(argv: list[str] | None = None) -> int:
     # start a thread per core in every worker: one per worker, like TensorFlow's.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(settings.tf_threads))
     run_dir = RunDir(Path(tempfile.mkdtemp(prefix="mnist-serve-")))
+    checker = _start_checks(resolved, run_dir, chosen)
     try:
         return _serve(resolved, run_dir)
     finally:
+        if checker is not None and checker.poll() is None:
+            checker.kill()
+            checker.wait()
         shutil.rmtree(run_dir.path, ignore_errors=True)
+
+
+def _start_checks(
+    settings: ServiceSettings, run: RunDir, versions: list[int]
+) -> subprocess.Popen[bytes] | None:
+    """Check the dense runtime's files of ``versions`` once for every worker, in a
+    process of its own while BentoML starts (:mod:`runtime.checks`)."""
+    if settings.runtime != "dense" or settings.data_dir is None:
+        return None
+    CheckRecords(run.checks_dir).announce(versions)
+    checker = subprocess.Popen(
+        [sys.executable, "-m", "runtime.dense", "--check-into", str(run.checks_dir)]
+        + ["--data-dir", str(settings.data_dir)]
+        + [str(settings.model_dir / str(version)) for version in versions],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    # Reaped as soon as it ends, so no defunct process lingers beside the workers.
+    threading.Thread(target=checker.wait, name="mnist-check-reaper", daemon=True).start()
+    return checker
 
 
 def _serve(settings: ServiceSettings, run: RunDir) -> int:

@@ -7,6 +7,7 @@ read with a ``stat``, so a worker that restarts finds the current state.
     failure            a worker that could not load any version writes why; the server stops
     ready/<pid>        a worker serves
     versions.json      explicit version loads and unloads (service.repository)
+    checks/            derived runtimes' agreement verdicts, made once a run (runtime.checks)
     draining           shutdown began: readiness says 503, requests are still served
     stopping           the drain delay is over: new requests get 503
     inflight/<pid>     while stopping, each worker's count of requests still in flight
@@ -43,6 +44,10 @@ class RunDir:
     @property
     def ready_dir(self) -> Path:
         return self.path / "ready"
+
+    @property
+    def checks_dir(self) -> Path:
+        return self.path / "checks"
 
     @property
     def control_file(self) -> Path:

@@ -132,11 +132,17 @@ class Worker:
             self._first_load()
 
     def _load_model(self, info: ModelInfo) -> Any:
+        from runtime.checks import CheckRecords
         from runtime.runtimes import load_runtime
 
         settings = self.settings
+        records = CheckRecords(self.run_dir.checks_dir) if self.run_dir is not None else None
         loaded = load_runtime(
-            info, runtime=settings.runtime, threads=settings.tf_threads, data_dir=settings.data_dir
+            info,
+            runtime=settings.runtime,
+            threads=settings.tf_threads,
+            data_dir=settings.data_dir,
+            records=records,
         )
         if loaded.fallback is not None:
             log.warning(

@@ -12,7 +12,10 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ import pytest
 from mnist_core.errors import ModelUnavailable
 from mnist_core.modeldir import latest_version_dir, resolve_model
 from runtime import dense, runtimes
+from runtime.checks import CheckRecords
 
 
 @pytest.fixture
@@ -159,3 +163,93 @@ def test_the_command_derives_for_a_version_exported_before(
     assert images is not None
     model, problem = dense.load_derived(resolve_model(version), images, batches=(1024,))
     assert problem is None and model is not None
+
+
+def _record_of(checks: Path, version: int = 1) -> dict[str, Any]:
+    stored: dict[str, Any] = json.loads((checks / f"{version}.json").read_text())
+    return stored
+
+
+def test_the_run_check_records_a_verdict_the_workers_take(
+    version: Path, images: np.ndarray, mnist_data_dir: Path, tmp_path: Path
+) -> None:
+    """`python -m runtime.dense --check-into` checks and records; a worker's load takes
+    the record of exactly its files and settings, which the record's verdict shows."""
+    checks = tmp_path / "checks"
+    CheckRecords(checks).announce([1])
+    assert (
+        dense.main([str(version), "--data-dir", str(mnist_data_dir), "--check-into", str(checks)])
+        == 0
+    )
+    assert not (checks / "1.pending").exists()
+    stored = _record_of(checks)
+    assert stored["problem"] is None
+    assert (
+        stored["key"]["weights_sha256"]
+        == json.loads((version / "derived" / "dense.json").read_text())["weights_sha256"]
+    )
+
+    model, problem = dense.load_derived(
+        resolve_model(version), images, records=CheckRecords(checks)
+    )
+    assert problem is None and model is not None and model.checked_by_run
+
+    # The verdict is the record's: one that says the files disagree is believed...
+    (checks / "1.json").write_text(json.dumps({**stored, "problem": "recorded refusal"}))
+    model, problem = dense.load_derived(
+        resolve_model(version), images, records=CheckRecords(checks)
+    )
+    assert model is None and problem == "recorded refusal"
+
+    # ...but only for exactly what it names: other settings are checked again, and recorded.
+    for field, value in [("blas_threads", "7"), ("weights_sha256", "0" * 64), ("batches", [1024])]:
+        other = {**stored, "key": {**stored["key"], field: value}, "problem": "stale"}
+        (checks / "1.json").write_text(json.dumps(other))
+        model, problem = dense.load_derived(
+            resolve_model(version), images, records=CheckRecords(checks)
+        )
+        assert problem is None and model is not None and not model.checked_by_run, field
+        assert _record_of(checks) == stored, field
+
+
+def test_a_worker_waits_for_an_announced_check_and_not_for_ever(
+    version: Path, images: np.ndarray, tmp_path: Path
+) -> None:
+    records = CheckRecords(tmp_path / "checks", wait_s=30)
+    records.announce([1])
+    key = {"any": "key"}
+    writer = threading.Timer(0.3, records.record, args=(1, key, None))
+    writer.start()
+    started = time.monotonic()
+    verdict = records.verdict(1, key)
+    writer.join()
+    assert verdict is not None and verdict.problem is None
+    assert 0.25 <= time.monotonic() - started < 10
+
+    stalled = CheckRecords(tmp_path / "stalled", wait_s=0.2)
+    stalled.announce([1])  # a checker that never records (killed)
+    started = time.monotonic()
+    assert stalled.verdict(1, key) is None
+    assert time.monotonic() - started < 5
+    model, problem = dense.load_derived(
+        resolve_model(version), images, batches=(1024,), records=stalled
+    )
+    assert problem is None and model is not None and not model.checked_by_run
+
+
+def test_the_run_check_always_withdraws_its_announcements(
+    version: Path, mnist_data_dir: Path, tmp_path: Path
+) -> None:
+    """A version that does not load is left to the worker that loads it; without test
+    images nothing is recorded; either way no worker is left waiting."""
+    checks = tmp_path / "checks"
+    broken = tmp_path / "mnist" / "2"
+    broken.mkdir()
+    records = CheckRecords(checks)
+    records.announce([1, 2])
+    assert dense.check_into(checks, [broken, version], str(mnist_data_dir)) == 0
+    assert sorted(p.name for p in checks.iterdir()) == ["1.json"]
+    (checks / "1.json").unlink()
+    records.announce([1, 2])
+    assert dense.check_into(checks, [version, broken], None) == 0
+    assert list(checks.iterdir()) == []

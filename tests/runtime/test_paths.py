@@ -249,6 +249,13 @@ def test_dense_workers_serve_without_tensorflow(dense_service: ServiceProcess) -
     assert [v["runtime"] for v in status["versions"] if v["state"] == "available"] == ["dense"]
 
 
+def test_dense_workers_take_the_verdict_of_the_run_check(dense_service: ServiceProcess) -> None:
+    """mnist-serve checked the derived files once while BentoML started; both workers
+    took that verdict instead of spending the check again."""
+    log = dense_service.log_path.read_text()
+    assert log.count("version 1: the dense runtime was checked once for this run") == 2, log
+
+
 @pytest.mark.parametrize("runtime", ["dense", "litert"])
 def test_without_test_images_the_derived_runtime_is_not_used(
     trained_model_root: Path, runtime: str
