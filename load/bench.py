@@ -26,7 +26,7 @@ from typing import Any
 from harness.launch import Server, free_port, running_service, start, stop
 from harness.procfs import tree_rss, worker_rss_mb
 from load import histogram
-from load.report import Plan, render_markdown, runtime_rounds, targets
+from load.report import IDLE_S, Plan, render_markdown, runtime_rounds, targets
 from mnist_core.modeldir import latest_version_dir
 from runtime.runtimes import RUNTIMES
 
@@ -174,6 +174,8 @@ def measure_service(plan: Plan, model_dir: Path, log_dir: Path, runtime: str) ->
         out["json"] = load_window(server, plan, "json", plan.batch_concurrency)
         out["npy"] = load_window(server, plan, "npy", plan.batch_concurrency)
         out["memory_loaded"] = memory(server, plan.workers)
+        time.sleep(IDLE_S)
+        out["memory_idle"] = memory(server, plan.workers)
     return out
 
 
@@ -197,6 +199,8 @@ def measure_round(
         stock["json"] = load_window(server, plan, "json", plan.batch_concurrency)
         stock["npy"] = load_window(server, plan, "npy", plan.batch_concurrency)
         stock["memory_loaded"] = memory(server, plan.workers)
+        time.sleep(IDLE_S)
+        stock["memory_idle"] = memory(server, plan.workers)
         out["stock"] = stock
 
     print(f"  service ({primary} runtime)", flush=True)

@@ -20,6 +20,10 @@ JSON_RATIO = 0.3
 NPY_RATIO = 0.7
 COLD_START_S = 2.5
 RSS_RATIO = 1.1
+# A worker gives freed heap back after MNIST_TRIM_HEAP_S (default 1 s) without requests;
+# until then its RSS still holds the last 1,000-image request's buffers, so the memory
+# target is judged on RSS taken this long after the load.
+IDLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,15 @@ def _model_1024(r: Round) -> float:
     return float(r["model"]["1024"])
 
 
-def _worker_mb(r: Round) -> float:
-    memory = r["memory_loaded"]
+def _worker_mb(r: Round, key: str = "memory_idle") -> float:
+    """Median worker RSS: by default once idle after the load (rounds measured before the
+    idle figure existed fall back to the one taken right after it)."""
+    memory = r.get(key) or r["memory_loaded"]
     return float(memory.get("median_worker_mb") or memory["per_worker_mb"])
+
+
+def _worker_mb_loaded(r: Round) -> float:
+    return _worker_mb(r, "memory_loaded")
 
 
 def targets(rounds: list[Round], plan: Plan) -> list[dict[str, Any]]:
@@ -108,8 +118,8 @@ def targets(rounds: list[Round], plan: Plan) -> list[dict[str, Any]]:
         },
         {
             "key": "memory",
-            "target": f"RSS per worker after load <= {RSS_RATIO} x a bare process that loaded"
-            " the same runtime and model and ran it",
+            "target": f"RSS per worker after load, idle {IDLE_S:g} s, <= {RSS_RATIO} x a bare"
+            " process that loaded the same runtime and model and ran it",
             "measured": median(rounds, lambda r: _worker_mb(r) / r["model_rss_mb"]),
             "threshold": RSS_RATIO,
             "higher_is_better": False,
@@ -279,7 +289,10 @@ def _service_lines(rounds: list[Round], plan: Plan, title: str) -> list[str]:
             ]
         )
     )
-    for key, label in (("memory_warm", "after warm-up"), ("memory_loaded", "after load")):
+    labels = [("memory_warm", "after warm-up"), ("memory_loaded", "right after load")]
+    if all("memory_idle" in r for r in rounds):
+        labels.append(("memory_idle", f"after load, idle {IDLE_S:g} s"))
+    for key, label in labels:
         total = median(rounds, lambda r, k=key: r[k]["total_mb"])
         per_worker = median(rounds, lambda r, k=key: r[k]["per_worker_mb"])
         largest = median(rounds, lambda r, k=key: r[k]["largest_process_mb"])
@@ -338,7 +351,8 @@ def _stock_lines(rounds: list[Round], plan: Plan) -> list[str]:
             0,
         )
     row("cold start, every worker serving", lambda r: r["serving_s"], 2, " s")
-    row("RSS per worker after load", _worker_mb, 0, " MB")
+    row("RSS per worker right after load", _worker_mb_loaded, 0, " MB")
+    row(f"RSS per worker after load, idle {IDLE_S:g} s", _worker_mb, 0, " MB")
     return lines
 
 

@@ -226,3 +226,25 @@ def test_each_other_runtime_gets_its_own_tables_and_verdicts() -> None:
     assert "## Targets, dense runtime" in text
     assert "| 1024 | 200,000 |" in text  # the dense runtime's own in-process reference
     assert "(every worker serving) | 1.20 s |" in text
+
+
+def test_memory_is_judged_once_idle_after_the_load_and_both_figures_are_shown() -> None:
+    """Right after the load a worker still holds the last batch's freed heap; the target
+    is judged on the RSS it settles to once idle, and the report shows both."""
+    rounds = [_round(1300.0, 120.0), _round(1100.0, 126.0)]
+    for r in rounds:
+        r["memory_loaded"] = {**r["memory_loaded"], "median_worker_mb": 552.0}  # 1.15 x 480
+        r["memory_idle"] = {**r["memory_loaded"], "median_worker_mb": 504.0}  # 1.05 x 480
+        r["stock"]["memory_idle"] = r["stock"]["memory_loaded"]
+    memory = {t["key"]: t for t in targets(rounds, PLAN)}["memory"]
+    assert memory["measured"] == pytest.approx(504.0 / 480.0)
+    assert memory["passed"]
+    text = render_markdown({"started": "x", "machine": {"cpus": 2}, "targets": []}, rounds, PLAN)
+    assert "| RSS per worker right after load | 650 MB | 552 MB |" in text
+    assert "| RSS per worker after load, idle 3 s | 650 MB | 504 MB |" in text
+
+    for r in rounds:
+        del r["memory_idle"]  # rounds from before the idle figure: judged right after load
+    memory = {t["key"]: t for t in targets(rounds, PLAN)}["memory"]
+    assert memory["measured"] == pytest.approx(552.0 / 480.0)
+    assert not memory["passed"]
