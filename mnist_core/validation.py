@@ -12,6 +12,7 @@ cause is an image scaled to [0, 1], which would otherwise be read as nearly blac
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -216,9 +217,10 @@ def fast_json_images(body: bytes) -> np.ndarray | None:
 
     With whitespace removed, a valid body is a fixed skeleton of brackets and commas
     (which depends only on N and the form) with exactly one digit run in each of its
-    784 x N number slots. Checked as: the skeleton matches, there are exactly 784 x N
-    runs, and no run touches a bracket from outside (``1[`` or ``]1``), the only other
-    places a run could be; then no slot can be empty or hold two.
+    784 x N number slots. The skeleton's length gives N; checked as: the skeleton
+    matches, there are exactly 784 x N runs, and no run touches a bracket from outside
+    (``1[`` or ``]1``), the only other places a run could be; then no slot can be empty
+    or hold two.
     """
     prefix = _JSON_PREFIX.match(body)
     if prefix is None:
@@ -227,19 +229,26 @@ def fast_json_images(body: bytes) -> np.ndarray | None:
     if not tail.endswith(b"}"):
         return None
     text = tail[prefix.end() : -1].rstrip()
-    runs = _digit_runs(text)
     if any(space in text for space in _WHITESPACE):
+        runs = _digit_runs(text)
         text = text.translate(None, _WHITESPACE)
         if _digit_runs(text) != runs:  # whitespace split a number: "1 2" is not "12"
             return None
-    if runs == 0 or runs % PIXELS or not (text.startswith(b"[") and text.endswith(b"]")):
+    if not (text.startswith(b"[[") and text.endswith(b"]")):
         return None
-    count = runs // PIXELS
     skeleton = text.translate(None, _DIGITS)
-    if skeleton not in (_skeleton(count, nested=True), _skeleton(count, nested=False)):
+    nested = skeleton.startswith(b"[[[")
+    count, rest = divmod(len(skeleton) - 1, _NESTED_SLOTS if nested else _FLAT_SLOTS)
+    if count == 0 or rest or skeleton != _skeleton(count, nested=nested):
         return None
     values = skeleton_values(text, count * PIXELS)
     return None if values is None else values.reshape(count, SIDE, SIDE)
+
+
+# Skeleton characters per image, with the comma that follows it: "[" + 28 rows of
+# "[" + 27 commas + "]" joined by 27 commas + "]", or "[" + 783 commas + "]".
+_NESTED_SLOTS = 1 + SIDE * (SIDE + 1) + (SIDE - 1) + 1 + 1
+_FLAT_SLOTS = 1 + (PIXELS - 1) + 1 + 1
 
 
 def skeleton_values(text: bytes, count: int) -> np.ndarray | None:
@@ -247,30 +256,33 @@ def skeleton_values(text: bytes, count: int) -> np.ndarray | None:
 
     ``uint8``, flat, in order; None unless every slot holds one whole number 0..255
     without a sign or leading zero (the caller then takes the general path).
+
+    Every step is one pass over the text's bytes or one gather at the runs' last
+    digits: a boolean-mask selection or arithmetic on int64 index arrays costs several
+    times as much at a million values.
     """
-    chars = np.frombuffer(text, dtype=np.uint8)
+    # Two non-digits in front, so the digits before any position can be read by shifting.
+    chars = np.frombuffer(b"  " + text, dtype=np.uint8)
     digits = chars - np.uint8(48)  # wraps around for non-digits, so digit <=> value < 10
     is_digit = digits < 10
     if (is_digit[:-1] & (chars[1:] == ord("["))).any() or (
         (chars[:-1] == ord("]")) & is_digit[1:]
     ).any():
         return None
-    # The text starts and ends with a bracket, so no run touches either end, and the
-    # changes between digit and non-digit alternate: run start, run end, start, end...
-    edges = np.flatnonzero(is_digit[1:] != is_digit[:-1])
-    if len(edges) != 2 * count:  # a slot without a number, or two in one
+    pair = is_digit[1:] & is_digit[:-1]
+    if (pair[2:] & pair[:-2]).any():  # four digits in a row
         return None
-    starts, ends = edges[0::2] + 1, edges[1::2]
-    extra = ends - starts  # digits after the first: 0, 1 or 2
-    leading = digits[starts]
-    if extra.max() > 2 or ((extra > 0) & (leading == 0)).any():
+    if ((chars[1:-1] == ord("0")) & ~is_digit[:-2] & is_digit[2:]).any():  # leading zero
         return None
-    wide = digits.astype(np.int16)
-    values = (
-        wide[ends]
-        + (extra >= 1) * (10 * wide[ends - 1])
-        + (extra == 2) * (100 * leading.astype(np.int16))
-    )
+    digits *= is_digit  # non-digits count as 0 from here on
+    wide = digits.astype(np.uint16)
+    # ending[i]: the number whose last digit is at i + 2, read from up to three digits
+    ending = wide[2:] + np.uint16(10) * wide[1:-1]
+    ending += np.uint16(100) * wide[:-2] * is_digit[1:-1]
+    ends = np.flatnonzero(is_digit[2:-1] > is_digit[3:])  # digit, then not a digit
+    if len(ends) != count:  # a slot without a number, or two in one
+        return None
+    values = ending[ends]
     if values.max() > 255:
         return None
     flat: np.ndarray = values.astype(np.uint8)
@@ -282,6 +294,7 @@ def _digit_runs(text: bytes) -> int:
     return int(np.count_nonzero(is_digit[1:] & ~is_digit[:-1])) + int(is_digit[:1].sum())
 
 
+@functools.lru_cache(maxsize=8)
 def _skeleton(count: int, *, nested: bool) -> bytes:
     """The brackets and commas of ``count`` images, all nested or all flat."""
     row = b"[" + b"," * (SIDE - 1) + b"]"

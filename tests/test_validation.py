@@ -171,6 +171,24 @@ def test_fast_reader_matches_the_general_path(encoded: bytes) -> None:
     np.testing.assert_array_equal(fast, general)
 
 
+@pytest.mark.parametrize("value", [0, 7, 10, 99, 100, 255])
+@pytest.mark.parametrize("at", [0, 1, 27, 28, 782, 783])
+@pytest.mark.parametrize("nested", [True, False], ids=["nested", "flat"])
+def test_fast_reader_reads_every_width_of_number_in_every_corner(
+    value: int, at: int, nested: bool
+) -> None:
+    # The reader finds each number by its last digit and the digits just before it, so
+    # the first and last slots of the first and last image are where it could misread.
+    images = np.zeros((3, 784), np.uint8)
+    images[0, at] = images[2, at] = value
+    images[1, 783 - at] = value
+    listed = images.reshape(3, 28, 28).tolist() if nested else images.tolist()
+    encoded = body(listed, separators=(",", ":"))
+    fast = fast_json_images(encoded)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, images.reshape(3, 28, 28))
+
+
 @pytest.mark.parametrize(
     "encoded",
     [
@@ -184,6 +202,9 @@ def test_fast_reader_matches_the_general_path(encoded: bytes) -> None:
         body([with_value(True)]),
         body([with_value("7")]),
         b'{"images": [' + b",".join([b"0"] * 783) + b",007]}",  # leading zeros are not JSON
+        b'{"images": [[05,' + b",".join([b"0"] * 783) + b"]]}",  # ... in the very first slot
+        b'{"images": [[' + b",".join([b"0"] * 783) + b",0255]]}",  # four digits, value <= 255
+        b'{"images": [[' + b",".join([b"0"] * 783) + b",00]]}",
         b'{"images": [[' + b",".join([b"0"] * 784) + b']], "extra": 1}',
         b'{"images": [[' + b",".join([b"0"] * 784) + b"],]}",  # trailing comma
         b'{"images": [[' + b",".join([b"0"] * 784) + b"]]",  # unterminated
