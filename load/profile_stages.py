@@ -1,4 +1,4 @@
-"""Server CPU per single-image request, by stage: py-spy samples of every worker under load.
+"""Server CPU per request, by stage: py-spy samples of every worker under load.
 
 Starts the service (or the constant-answer server, ``--constant``), runs the closed-loop
 load generator at ``--concurrency`` clients while ``py-spy`` samples each worker process
@@ -98,7 +98,8 @@ def profile(server: Server, args: argparse.Namespace, work: Path) -> dict[str, A
     load = subprocess.run(
         [
             sys.executable,
-            *("-m", "load.loadgen", "--url", server.url, "--kind", "single"),
+            *("-m", "load.loadgen", "--url", server.url, "--kind", args.kind),
+            *("--images", str(args.images)),
             *("--concurrency", str(args.concurrency), "--seconds", str(args.seconds)),
             *("--warmup", str(args.warmup), "--server-pid", str(server.pid)),
         ],
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load.profile_stages", description=__doc__)
     parser.add_argument("--model-dir", default=os.environ.get("MNIST_MODEL_DIR", "models/mnist"))
     parser.add_argument("--constant", action="store_true", help="the constant-answer server")
+    parser.add_argument("--kind", choices=("single", "json", "npy"), default="single")
+    parser.add_argument("--images", type=int, default=1000, help="images a body (json, npy)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)

@@ -8,8 +8,10 @@ versions (:mod:`mnist_core.modeldir`) costs nothing.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,8 @@ class SavedModel:
         self._signature = signature
         self._loaded = loaded  # keeps the signature's variables alive
         self._tf = tf
+        self._run: Callable[[Any], tuple[Any, Any]] = self._run_signature
+        self.entry = "signature"  # or "direct": see :meth:`use_direct_entry`
 
     @property
     def version(self) -> int:
@@ -97,10 +101,44 @@ class SavedModel:
         """
         n = len(images)
         batch = np.concatenate([images, images]) if n == 1 else images
-        outputs = self._signature(**{INPUT_NAME: self._tf.constant(batch, dtype=self._tf.uint8)})
-        probabilities = outputs["probabilities"].numpy()
-        labels = outputs["label"].numpy()
+        tensors = self._run(self._tf.constant(batch, dtype=self._tf.uint8))
+        probabilities, labels = (tensor.numpy() for tensor in tensors)
         return (probabilities[:1], labels[:1]) if n == 1 else (probabilities, labels)
+
+    def _run_signature(self, batch: Any) -> tuple[Any, Any]:
+        outputs = self._signature(**{INPUT_NAME: batch})
+        return outputs["probabilities"], outputs["label"]
+
+    def use_direct_entry(self) -> str | None:
+        """Call the signature's graph function directly, if it answers byte for byte as
+        the signature does on known images; otherwise keep the signature and say why.
+
+        Calling the signature binds keyword arguments to its structured inputs, packs the
+        outputs into a dict and walks several Python layers before the one eager
+        ``execute`` of the function: about 120 us of a 340 us call at a few images
+        (measured with TensorFlow 2.21). The function, its captured variables and call
+        attributes are the signature's own, so the kernels and their bytes are the same;
+        the entry point is TensorFlow's internal API, hence the check and the fallback.
+        """
+        try:
+            run = _direct_entry(self._signature, self._tf)
+        except Exception as exc:  # internal API: any failure keeps the public call
+            return f"no direct entry ({type(exc).__name__}: {exc})"
+        images = np.concatenate([known_images(), np.zeros((3, 28, 28), dtype=np.uint8)])
+        batch = self._tf.constant(images, dtype=self._tf.uint8)
+        try:
+            expected = [tensor.numpy() for tensor in self._run_signature(batch)]
+            got = [tensor.numpy() for tensor in run(batch)]
+        except Exception as exc:  # a signature outside the contract: check() names it
+            return f"no answers to compare ({type(exc).__name__}: {exc})"
+        same = all(
+            a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+            for a, b in zip(got, expected, strict=True)
+        )
+        if not same:
+            return "the direct entry answered differently from the signature"
+        self._run, self.entry = run, "direct"
+        return None
 
     def check(self) -> None:
         """The signature is the contract, and it answers sanely on a few known images.
@@ -200,4 +238,30 @@ def load(model: ModelInfo | str | Path, *, threads: int | None = None) -> SavedM
             + TRAIN_HINT.format(root=info.path.parent),
             reason="load_failed",
         ) from exc
-    return SavedModel(info, signature, loaded, tf)
+    served = SavedModel(info, signature, loaded, tf)
+    served.use_direct_entry()
+    return served
+
+
+def _direct_entry(signature: Any, tf: Any) -> Callable[[Any], tuple[Any, Any]]:
+    """``batch -> (probabilities, label)`` through one eager ``execute`` of the
+    signature's function, with the attributes the signature's own call passes."""
+    from tensorflow.python.eager import context, execute
+
+    function = signature._inference_function
+    captured = list(signature.captured_inputs)
+    ctx = context.context()
+    attrs = tuple(itertools.chain(*ctx.function_call_options.as_attrs().items()))
+    name = function.name.decode()
+    outputs = len(function.function_type.flat_outputs)
+    # Flat outputs follow the structured outputs' keys in sorted order (tf.nest's order).
+    keys = sorted(signature.structured_outputs)
+    if outputs != len(keys) or set(keys) != {"probabilities", "label"}:
+        raise ValueError(f"outputs {keys}")
+    p_index, l_index = keys.index("probabilities"), keys.index("label")
+
+    def run(batch: Any) -> tuple[Any, Any]:
+        flat = execute.execute(name, outputs, [batch, *captured], attrs, ctx)
+        return flat[p_index], flat[l_index]
+
+    return run

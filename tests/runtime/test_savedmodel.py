@@ -91,3 +91,49 @@ def test_a_damaged_version_is_refused_with_its_reason(
         savedmodel.load(corrupt)
     assert caught.value.reason == "load_failed"
     assert "could not be loaded" in caught.value.message
+
+
+def test_the_direct_entry_gives_the_signatures_own_bytes_on_the_test_set(
+    model: savedmodel.SavedModel, mnist_test_set: tuple[np.ndarray, np.ndarray]
+) -> None:
+    assert model.entry == "direct"
+    plain = savedmodel.SavedModel(model.info, model._signature, model._loaded, model._tf)
+    assert plain.entry == "signature"
+    images = mnist_test_set[0]
+    for size in (1, 7, 1024):
+        for start in range(0, len(images), size if size > 1 else 97):
+            chunk = images[start : start + size]
+            (p, labels), (p_plain, labels_plain) = model(chunk), plain(chunk)
+            assert p.tobytes() == p_plain.tobytes(), (size, start)
+            assert labels.tolist() == labels_plain.tolist(), (size, start)
+
+
+def test_an_entry_that_fails_or_differs_is_not_used(
+    model: savedmodel.SavedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(signature: object, tf: object) -> object:
+        raise AttributeError("no _inference_function")
+
+    real = savedmodel._direct_entry
+    candidate = savedmodel.SavedModel(model.info, model._signature, model._loaded, model._tf)
+    monkeypatch.setattr(savedmodel, "_direct_entry", broken)
+    assert "no direct entry (AttributeError" in (candidate.use_direct_entry() or "")
+    assert candidate.entry == "signature"
+
+    run = real(model._signature, model._tf)
+
+    def off_by_a_bit(signature: object, tf: object) -> object:
+        def nudged(batch: object) -> tuple[object, object]:
+            probabilities, labels = run(batch)
+            return probabilities * 1.0000001, labels
+
+        return nudged
+
+    monkeypatch.setattr(savedmodel, "_direct_entry", off_by_a_bit)
+    refused = candidate.use_direct_entry()
+    assert refused == "the direct entry answered differently from the signature"
+    assert candidate.entry == "signature"
+    probabilities, labels = candidate(savedmodel.known_images())
+    expected = model(savedmodel.known_images())
+    assert probabilities.tobytes() == expected[0].tobytes()
+    assert labels.tolist() == expected[1].tolist()
