@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import agreement
-from .savedmodel import Outputs, SavedModel
+from .savedmodel import Outputs, SavedModel, import_tensorflow
 
 TOLERANCE = agreement.TOLERANCE
 CHECK_BATCHES = agreement.CHECK_BATCHES
@@ -33,7 +33,7 @@ class LiteModel(agreement.DerivedModel):
     runtime = "litert"
 
     def __init__(self, reference: SavedModel, content: bytes, threads: int | None) -> None:
-        tf = reference._tf
+        tf = import_tensorflow()
         self.info = reference.info
         self.size_bytes = len(content)
         # XNNPACK (the default delegate) is the fast path; its float results are checked.
@@ -53,7 +53,7 @@ class LiteModel(agreement.DerivedModel):
 
 def convert(reference: SavedModel) -> bytes:
     """The signature as a LiteRT flatbuffer, variables included (see the module docstring)."""
-    tf = reference._tf
+    tf = import_tensorflow()
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [reference._signature], reference._loaded
     )

@@ -8,7 +8,10 @@ images, and the runtime itself is checked against the raw signature.
 from __future__ import annotations
 
 import io
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -137,3 +140,50 @@ def test_an_entry_that_fails_or_differs_is_not_used(
     expected = model(savedmodel.known_images())
     assert probabilities.tobytes() == expected[0].tobytes()
     assert labels.tolist() == expected[1].tolist()
+
+
+_LEAN_THEN_FULL = """
+import json, sys
+import numpy as np
+from runtime import savedmodel
+images = np.load(sys.argv[2])
+model = savedmodel.load(sys.argv[1], threads=1)
+lean = {
+    "entry": model.entry,
+    "public_api": "tensorflow._api.v2" in sys.modules,
+    "modules": sum(name.startswith("tensorflow") for name in sys.modules),
+    "probabilities": model(images)[0].tobytes().hex(),
+}
+import tensorflow as tf  # the public API, built now over the modules already loaded
+raw = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+full = {
+    "public_api": "tensorflow._api.v2" in sys.modules,
+    "modules": sum(name.startswith("tensorflow") for name in sys.modules),
+    "probabilities": raw(images=tf.constant(images))["probabilities"].numpy().tobytes().hex(),
+    "lite": callable(tf.lite.Interpreter),
+}
+print(json.dumps({"lean": lean, "full": full}))
+"""
+
+
+def test_a_worker_loads_the_model_without_tensorflows_public_api_and_can_still_import_it(
+    trained_model_root: Path, mnist_test_set: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    images = tmp_path / "images.npy"
+    np.save(images, mnist_test_set[0][:64])
+    done = subprocess.run(
+        [sys.executable, "-c", _LEAN_THEN_FULL, str(trained_model_root / "1"), str(images)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    lean, full = result["lean"], result["full"]
+    assert lean["entry"] == "direct"
+    assert not lean["public_api"] and full["public_api"]
+    assert lean["modules"] < 0.6 * full["modules"]
+    # The same bytes as the raw signature under the full import, in the same process.
+    assert lean["probabilities"] == full["probabilities"]
+    assert full["lite"]
