@@ -45,7 +45,8 @@ class ServiceSettings(BaseSettings):
     """TCP port to listen on."""
 
     workers: int = Field(default=2, ge=1, le=64)
-    """Worker processes; each loads its own copy of the model (about 550 MB)."""
+    """Worker processes; each loads its own copy of the model (about 520-570 MB on
+    the signature runtime)."""
 
     tf_threads: int = Field(default=1, ge=1, le=64)
     """TensorFlow threads per worker (one is fastest with one worker per core)."""
