@@ -36,6 +36,7 @@ Outputs = tuple[np.ndarray, np.ndarray]
 KERAS_EAGER_IMPORT = "keras.src.optimizers"
 WARM_UP_SIZES = (2, 8, 64)
 
+_serving: Any = None  # what serving_tensorflow built, while the stand-in is the package
 _threads_lock = threading.Lock()
 _threads_set: int | None = None
 
@@ -79,7 +80,11 @@ def serving_tensorflow() -> Any:
     makes. When TensorFlow is already imported, or this fails, it is the full
     :func:`import_tensorflow`.
     """
-    if "tensorflow" in sys.modules:
+    global _serving
+    present = sys.modules.get("tensorflow")
+    if isinstance(present, _PackageStandIn) and _serving is not None:
+        return _serving  # a second version loaded by the same process
+    if present is not None:
         return import_tensorflow()
     spec = importlib.util.find_spec("tensorflow")
     if spec is None or not spec.submodule_search_locations:
@@ -90,7 +95,8 @@ def serving_tensorflow() -> Any:
     sys.modules["tensorflow"] = stand_in
     try:
         with native_stderr_filtered():
-            return _serving_api()
+            _serving = _serving_api()
+        return _serving
     except Exception:  # a layout this does not know: the full import serves as well
         if sys.modules.get("tensorflow") is stand_in:
             del sys.modules["tensorflow"]
