@@ -49,12 +49,19 @@ def _version(request: Request) -> int:
 
 
 async def _settled(worker: Worker, version: int, wanted: set[State]) -> State | None:
-    """Wait (up to the request time limit) until ``version`` is in one of ``wanted``."""
+    """Wait (up to the request time limit) until ``version`` is in one of ``wanted``.
+
+    A version is available as soon as it has loaded, and served once the repository has
+    published it a moment later: an available version counts only once it is served, so
+    the answer's ``served_versions`` includes it.
+    """
     deadline = time.monotonic() + max(1.0, worker.settings.request_timeout_s - 5)
     while time.monotonic() < deadline:
         entry = worker.repository.state_of(version)
-        if entry is not None and entry.state in wanted:
-            return entry.state
+        state = entry.state if entry is not None else None
+        published = state is not State.AVAILABLE or version in worker.repository.served
+        if state in wanted and published:
+            return state
         await asyncio.sleep(WAIT_POLL_S)
     return None
 
