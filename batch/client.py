@@ -221,7 +221,9 @@ class ServiceClient:
             body = orjson.loads(response.content)
             predictions = body["predictions"]
             labels = np.array([p["label"] for p in predictions], dtype=np.int64)
-            probabilities = np.array([p["probabilities"] for p in predictions], dtype=np.float64)
+            # The service computes float32 and writes each number's shortest float32
+            # spelling: read as float32, it is the service's value exactly.
+            probabilities = np.array([p["probabilities"] for p in predictions], dtype=np.float32)
             version = int(body.get("model_version", response.headers.get("x-model-version")))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ProtocolViolation(f"{rows}: unexpected response body ({exc!r})") from None

@@ -195,7 +195,7 @@ def predict_answer(
     return {
         "predictions": [
             {"probabilities": row, "label": label}
-            for row, label in zip(probabilities.tolist(), labels.tolist(), strict=True)
+            for row, label in zip(probabilities, labels.tolist(), strict=True)
         ]
     }
 

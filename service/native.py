@@ -141,11 +141,12 @@ async def answer(
     metrics.stage("predict", endpoint).observe(predicted - decoded)
     probabilities, labels = scored.probabilities, scored.labels
     confidences = probabilities[np.arange(len(labels)), labels]
+    # float32 rows and scalars go to orjson as they are: it writes each number's shortest
+    # float32 spelling (0.99999994, not 0.9999999403953552), a third less text to encode,
+    # send and parse, and the same value when read back as float32.
     predictions: list[dict[str, Any]] = [
         {"label": label, "confidence": confidence, "probabilities": row}
-        for label, confidence, row in zip(
-            labels.tolist(), confidences.tolist(), probabilities.tolist(), strict=True
-        )
+        for label, confidence, row in zip(labels.tolist(), confidences, probabilities, strict=True)
     ]
     if names is not None:
         for prediction, name in zip(predictions, names, strict=True):
