@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -52,6 +53,30 @@ def test_predict_matches_saved_model(
     confidences = [p["confidence"] for p in predictions]
     np.testing.assert_allclose(confidences, probabilities.max(axis=1), rtol=0, atol=1e-6)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+
+
+def _significant_digits(number: str) -> int:
+    mantissa = number.lower().split("e")[0].lstrip("-").replace(".", "")
+    return len(mantissa.lstrip("0"))
+
+
+def test_probabilities_are_written_as_the_models_float32_values(
+    service_url: str, mnist_test_set: tuple[np.ndarray, np.ndarray], in_process
+) -> None:
+    images = mnist_test_set[0][:7]
+    response = httpx.post(f"{service_url}/predict", json={"images": images.tolist()}, timeout=30)
+    assert response.status_code == 200, response.text
+    # Read every number as its text, so its spelling can be checked as well as its value.
+    predictions = json.loads(response.text, parse_float=str)["predictions"]
+    texts = [p["probabilities"] for p in predictions]
+    probabilities, labels = in_process(images)
+    read = np.array([[np.float32(t) for t in row] for row in texts], dtype=np.float32)
+    # The signature runtime's bytes are the signature's; read back as float32 they are exact.
+    assert read.tobytes() == probabilities.tobytes()
+    confidences = np.array([np.float32(p["confidence"]) for p in predictions])
+    assert confidences.tobytes() == probabilities[np.arange(7), labels].tobytes()
+    # A float32 needs at most 9 significant digits; its float64 widening needs up to 17.
+    assert max(_significant_digits(t) for row in texts for t in row) <= 9
 
 
 def test_concurrent_single_images_are_merged(
