@@ -17,7 +17,7 @@ class Scores:
     labels: np.ndarray
     """int64 (n,)"""
     probabilities: np.ndarray
-    """float (n, 10)"""
+    """float32 (n, 10), the model's own values, whoever scored them"""
     model_version: int
 
 
